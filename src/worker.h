@@ -1,0 +1,16 @@
+/* A worker process: one libevent loop serving every listener. */
+#ifndef TT_WORKER_H
+#define TT_WORKER_H
+
+#include "config/config.h"
+
+struct event_base;
+
+/* The loop of the running worker, for modules (tt_api.event_base). */
+extern struct event_base *tt_worker_base;
+
+/* Run a worker; never returns. ready_fd: after modules' init_worker and
+ * before accepting, write "OK\n" there, or "ERR <one line>\n" and exit 2. */
+void tt_worker_run(tt_config *cf, int id, int ready_fd) __attribute__((noreturn));
+
+#endif
