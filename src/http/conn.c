@@ -1,1 +1,809 @@
-/* placeholder: being written */
+/* One client connection: the HTTP/1.1 state machine on a bufferevent.
+ *
+ *   IDLE --first byte--> HEAD --head parsed--> ACTIVE --response flushed-->
+ *        IDLE (keep-alive) | DISCARD (unread body, then IDLE) | close
+ *
+ * One request is served at a time; pipelined requests wait in the input
+ * buffer, whose high watermark stops reading from the socket, so a client
+ * can never make us buffer more than a bounded amount. Nothing here calls
+ * itself back: the parser, handlers and libevent callbacks only set state,
+ * and conn_advance() moves the connection on from the outermost frame.
+ */
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include "http/conn.h"
+#include "http/request_impl.h"
+#include "log.h"
+#include "module.h"
+
+#define TT_LINGER_MS              2000    /* read and drop after an error response */
+#define TT_READ_HIGH_WATER        (64 * 1024)
+#define TT_BODY_SLICE             (16 * 1024) /* body bytes fed per parser call */
+#define TT_POOL_CACHE             64
+
+static tt_conn *tt_conns;
+static size_t   tt_nconns;
+static int      tt_graceful;
+static void   (*tt_closed_cb)(void);
+
+static tt_arena *pool_cache[TT_POOL_CACHE];
+static size_t    pool_cached;
+
+static void process_input(tt_conn *c);
+static void conn_advance(tt_conn *c);
+static void conn_close(tt_conn *c);
+static void conn_finish_close(tt_conn *c);
+
+/* ---------------------------------------------------------------- pools */
+
+static tt_arena *pool_get(void)
+{
+    if (pool_cached > 0)
+        return pool_cache[--pool_cached];
+    return tt_arena_create(4096);
+}
+
+static void pool_put(tt_arena *a)
+{
+    if (pool_cached < TT_POOL_CACHE && !tt_graceful) {
+        tt_arena_reset(a);
+        pool_cache[pool_cached++] = a;
+        return;
+    }
+    tt_arena_destroy(a);
+}
+
+/* ---------------------------------------------------------------- timers */
+
+static void arm_timer(tt_conn *c, uint64_t ms)
+{
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+    evtimer_add(c->timer, &tv);
+}
+
+/* The send timeout always applies (libevent only counts it while output is
+ * pending); the body timeout only while we wait for body bytes we asked for. */
+static void set_read_timeout(tt_conn *c, int on)
+{
+    uint64_t rms = c->limits->body_timeout_ms, wms = c->limits->send_timeout_ms;
+    struct timeval r = { (time_t)(rms / 1000), (suseconds_t)(rms % 1000) * 1000 };
+    struct timeval w = { (time_t)(wms / 1000), (suseconds_t)(wms % 1000) * 1000 };
+    bufferevent_set_timeouts(c->bev, on ? &r : NULL, &w);
+}
+
+/* ---------------------------------------------------------------- requests */
+
+static uint64_t now_usec(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+static void set_host(tt_req *q, const char *h, size_t n)
+{
+    /* "Example.COM:8080" -> "example.com"; "[::1]:8080" -> "[::1]" */
+    size_t end = n;
+    if (n > 0 && h[0] == '[') {
+        const char *rb = memchr(h, ']', n);
+        end = rb ? (size_t)(rb - h) + 1 : n;
+    } else {
+        const char *colon = memchr(h, ':', n);
+        if (colon)
+            end = (size_t)(colon - h);
+    }
+    char *host = tt_arena_alloc(q->pool, end + 1);
+    for (size_t i = 0; i < end; i++) {
+        char ch = h[i];
+        host[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    q->pub.host = host;
+    q->pub.host_len = end;
+}
+
+/* A request for the access log and error pages even when the head was bad. */
+static tt_req *req_new(tt_conn *c)
+{
+    tt_arena *pool = pool_get();
+    if (pool == NULL)
+        return NULL;
+    tt_req *q = tt_arena_alloc(pool, sizeof(*q));
+    q->pool = pool;
+    q->c = c;
+    q->out_length = -1;
+    q->pub.method = "-";
+    q->pub.target = "-";
+    q->pub.path = "";
+    q->pub.raw_path = "";
+    q->pub.query = "";
+    q->pub.host = "";
+    q->pub.server_name = "";
+    q->pub.route_prefix = "";
+    q->pub.version = 11;
+    q->pub.content_length = -1;
+    q->pub.remote_addr = c->remote_addr;
+    q->pub.remote_port = c->remote_port;
+    q->pub.local_addr = c->local_addr;
+    q->pub.local_port = c->local_port;
+    q->pub.start_usec = now_usec();
+    c->req = q;
+    return q;
+}
+
+/* Fill the public request from the parsed head; 0 or an error status. */
+static int req_fill(tt_req *q, tt_http_head *h)
+{
+    tt_request *r = &q->pub;
+    tt_arena *pool = q->pool;
+
+    r->method = tt_arena_strndup(pool, h->buf + h->method_off, h->method_len);
+    r->method_len = h->method_len;
+    r->target = tt_arena_strndup(pool, h->buf + h->url_off, h->url_len);
+    r->target_len = h->url_len;
+    r->version = h->version;
+    r->is_head = h->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0;
+    r->content_length = h->content_length;
+    r->chunked = h->chunked;
+    r->has_body = h->chunked || h->content_length > 0;
+
+    r->headers = tt_arena_alloc(pool, (h->nfields ? h->nfields : 1) * sizeof(tt_header));
+    for (size_t i = 0; i < h->nfields; i++) {
+        tt_header *d = &r->headers[i];
+        d->name = h->buf + h->fields[i].name_off;
+        d->name_len = h->fields[i].name_len;
+        d->value = h->buf + h->fields[i].value_off;
+        d->value_len = h->fields[i].value_len;
+    }
+    r->nheaders = h->nfields;
+
+    int is_options = h->method_len == 7 && memcmp(r->method, "OPTIONS", 7) == 0;
+    char *pathbuf = tt_arena_alloc(pool, r->target_len + 2);
+    tt_target t;
+    int status = tt_target_parse(r->target, r->target_len, is_options, &t, pathbuf);
+    if (status)
+        return status;
+    r->raw_path = t.raw_path;
+    r->raw_path_len = t.raw_path_len;
+    r->path = t.path;
+    r->path_len = t.path_len;
+    r->query = t.query ? t.query : "";
+    r->query_len = t.query ? t.query_len : 0;
+
+    /* absolute-form names the host itself and wins over Host (RFC 9112 3.2.2) */
+    if (t.authority != NULL)
+        set_host(q, t.authority, t.authority_len);
+    else if (h->has_host)
+        set_host(q, h->buf + h->host_off, h->host_len);
+    return 0;
+}
+
+/* The end of a request: log it, tell the handler, give the memory back. */
+static void req_end(tt_conn *c)
+{
+    tt_req *q = c->req;
+    if (q == NULL)
+        return;
+    c->req = NULL;
+    q->c = NULL;
+
+    if (q->body_reading && !q->body_done) {
+        q->body_done = 1;
+        q->body_cb(&q->pub, NULL, 0, TT_BODY_ERROR, q->body_arg);
+    }
+
+    const char *ref = tt_req_header(&q->pub, "Referer", NULL);
+    const char *ua = tt_req_header(&q->pub, "User-Agent", NULL);
+    size_t reflen = 0, ualen = 0;
+    if (ref)
+        tt_req_header(&q->pub, "Referer", &reflen);
+    if (ua)
+        tt_req_header(&q->pub, "User-Agent", &ualen);
+    uint64_t now = now_usec();
+    tt_access_entry e = {
+        .remote_addr = q->pub.remote_addr,
+        .method = q->pub.method,
+        .target = q->pub.target,
+        .version = q->pub.version,
+        /* 499: the client left before the response began (nginx's code) */
+        .status = q->started ? q->status : 499,
+        .bytes_sent = q->out_sent,
+        .referer = ref ? tt_arena_strndup(q->pool, ref, reflen) : NULL,
+        .user_agent = ua ? tt_arena_strndup(q->pool, ua, ualen) : NULL,
+        .host = q->pub.host,
+        .duration_usec = now - q->pub.start_usec,
+        .time_usec = now,
+    };
+    tt_access_log(&e);
+
+    if (q->close_cb)
+        q->close_cb(&q->pub, q->close_arg);
+    pool_put(q->pool);
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static int run_module(tt_req *q, const tt_route_module *m)
+{
+    return m->module->mod->handle(&q->pub, m->conf);
+}
+
+/* Route the request and run its filters and handler. Returns 0 when a
+ * response is under way (or will be), or a status for the core to answer. */
+static int dispatch(tt_conn *c, tt_req *q)
+{
+    tt_request *r = &q->pub;
+    const tt_server *s = tt_route_server(c->listen, r->host, r->host_len);
+
+    q->server = s;
+    c->limits = &s->limits;
+    r->server_name = s->nnames > 0 ? s->names[0] : "";
+
+    if (r->content_length > 0 && (uint64_t)r->content_length > s->limits.max_body_size)
+        return 413;
+
+    char allow[256];
+    int status = 404;
+    const tt_route *rt = tt_route_find(s, r->path, r->path_len, r->method,
+                                       &status, allow, sizeof(allow));
+    if (rt == NULL) {
+        if (status == 405) {
+            tt_header h = { "Allow", 5, allow, strlen(allow) };
+            tt_resp_error(q, 405, &h, 1);
+            return 0;
+        }
+        return status;
+    }
+    q->route = rt;
+    r->route_prefix = rt->prefix;
+    r->route_prefix_len = rt->prefix_len;
+
+    for (size_t i = 0; i < rt->nfilters; i++) {
+        int rc = run_module(q, &rt->filters[i]);
+        if (rc == TT_DECLINED)
+            continue;
+        if (rc == TT_OK)
+            return 0;
+        return rc == TT_ERROR ? 500 : rc;
+    }
+
+    int rc;
+    if (rt->handler.module == NULL)
+        rc = tt_return_handle(q, rt->ret);
+    else
+        rc = run_module(q, &rt->handler);
+    if (rc == TT_OK)
+        return 0;
+    if (rc == TT_DECLINED)
+        return 404;
+    if (rc == TT_ERROR) {
+        tt_log(TT_LOG_ERROR, "handler of route %s failed for \"%s %s\"",
+               rt->prefix, r->method, r->target);
+        return 500;
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- parser callbacks */
+
+static int on_head(void *ctx, tt_http_head *h)
+{
+    tt_conn *c = ctx;
+    tt_req *q = req_new(c);
+    if (q == NULL)
+        return 500;
+
+    evtimer_del(c->timer);          /* the head is in: header_timeout is met */
+    c->state = TT_CONN_ACTIVE;
+
+    int status = req_fill(q, h);
+    if (status)
+        return status;
+    if (!h->keepalive || tt_graceful)
+        c->closing = 1;
+
+    status = dispatch(c, q);
+    if (status) {
+        if (q->started)
+            return status;          /* too late for an error page: fail */
+        c->closing = c->closing || q->pub.has_body;
+        tt_resp_error(q, status, NULL, 0);
+    }
+    if (q->pub.has_body && !q->body_reading)
+        return TT_PARSE_PAUSE;      /* the body waits for read_body() */
+    return 0;
+}
+
+static void on_body(void *ctx, const char *p, size_t n)
+{
+    tt_conn *c = ctx;
+    tt_req *q = c->req;
+
+    if (q == NULL || !q->body_reading || q->body_done)
+        return;                     /* DISCARD, or after an error: drop */
+    q->body_received += n;
+    if (q->body_received > c->limits->max_body_size) {
+        /* a chunked body grew past the limit: the handler never sees it */
+        q->body_done = 1;
+        q->body_cb(&q->pub, NULL, 0, TT_BODY_ERROR, q->body_arg);
+        c->parser.status = 413;
+        return;
+    }
+    q->body_cb(&q->pub, p, n, TT_BODY_DATA, q->body_arg);
+}
+
+static void on_done(void *ctx)
+{
+    tt_conn *c = ctx;
+    tt_req *q = c->req;
+
+    if (q == NULL || !q->body_reading || q->body_done)
+        return;
+    q->body_done = 1;
+    set_read_timeout(c, 0);
+    q->body_cb(&q->pub, NULL, 0, TT_BODY_END, q->body_arg);
+}
+
+static const tt_parser_cbs parser_cbs = { on_head, on_body, on_done };
+
+/* ---------------------------------------------------------------- errors */
+
+/* Answer a bad request with its status and close; mid-response, just close. */
+static void conn_fail(tt_conn *c, int status)
+{
+    tt_req *q = c->req;
+
+    c->closing = 1;
+    if (q == NULL) {
+        q = req_new(c);
+        if (q == NULL) {
+            conn_close(c);
+            return;
+        }
+        tt_http_head *h = &c->parser.head;
+        if (h->method_len > 0)
+            q->pub.method = tt_arena_strndup(q->pool, h->buf + h->method_off, h->method_len);
+        if (h->url_len > 0 && status != 414)
+            q->pub.target = tt_arena_strndup(q->pool, h->buf + h->url_off, h->url_len);
+    }
+    if (q->started) {
+        conn_close(c);
+        return;
+    }
+    c->state = TT_CONN_ACTIVE;
+    evtimer_del(c->timer);
+    tt_resp_error(q, status, NULL, 0);
+}
+
+/* ---------------------------------------------------------------- the machine */
+
+static int output_empty(tt_conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
+/* Flush what is queued, then close; after an error the client may still be
+ * sending, so read and drop for a moment rather than reset the connection
+ * under our own response (nginx's lingering close). */
+static void conn_close_after_flush(tt_conn *c)
+{
+    c->state = TT_CONN_CLOSING;
+    bufferevent_disable(c->bev, EV_READ);
+    if (output_empty(c))
+        conn_finish_close(c);
+}
+
+static void next_request(tt_conn *c)
+{
+    c->requests++;
+    tt_parser_next(&c->parser);
+    c->state = TT_CONN_IDLE;
+    c->limits = &c->listen->servers[0]->limits;
+    set_read_timeout(c, 0);
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+        tt_parser_shrink(&c->parser);
+        arm_timer(c, TT_KEEPALIVE_TIMEOUT_MS);
+    }
+}
+
+static void conn_advance(tt_conn *c)
+{
+    tt_req *q = c->req;
+
+    if (c->state == TT_CONN_CLOSING)
+        return;
+    if (q != NULL) {
+        if (!q->finished || !output_empty(c))
+            return;
+        int keep = q->keepalive && !q->truncated && !c->closing && !tt_graceful;
+        int body_pending = !c->parser.message_done;
+        int unanswered_continue = q->pub.has_body && !q->body_reading;
+        req_end(c);
+        if (!keep || (body_pending && unanswered_continue &&
+                      tt_head_get(&c->parser.head, "Expect", NULL) != NULL)) {
+            conn_close_after_flush(c);
+            return;
+        }
+        if (body_pending) {
+            /* the handler did not read the whole body: drop the rest */
+            c->state = TT_CONN_DISCARD;
+            tt_parser_resume(&c->parser);
+            set_read_timeout(c, 1);
+            return;
+        }
+        next_request(c);
+        return;
+    }
+    if (c->state == TT_CONN_DISCARD && c->parser.message_done)
+        next_request(c);
+}
+
+static void process_input(tt_conn *c)
+{
+    if (c->in_input)
+        return;
+    c->in_input = 1;
+
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    for (;;) {
+        conn_advance(c);
+        if (c->dead || c->state == TT_CONN_CLOSING)
+            break;
+        if (evbuffer_get_length(in) == 0)
+            break;
+        if (c->parser.message_done || c->parser.paused)
+            break;                  /* the current request is still being served */
+        if (c->req && c->req->body_paused)
+            break;
+        if (c->state == TT_CONN_IDLE) {
+            c->state = TT_CONN_HEAD;
+            arm_timer(c, c->limits->header_timeout_ms);
+        }
+
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        size_t n = v.iov_len;
+        if (c->state == TT_CONN_ACTIVE && n > TT_BODY_SLICE)
+            n = TT_BODY_SLICE;      /* so a pause takes effect soon */
+        int status;
+        size_t used = tt_parser_feed(&c->parser, v.iov_base, n, &status);
+        evbuffer_drain(in, used);
+        if (status == 0)
+            status = c->parser.status;      /* set by on_body: 413 */
+        if (status) {
+            conn_fail(c, status);
+            if (c->dead || c->state == TT_CONN_CLOSING || (c->req && c->req->finished))
+                break;
+            continue;
+        }
+        if (c->dead || used == 0)
+            break;
+    }
+    c->in_input = 0;
+    if (c->dead) {
+        conn_close(c);
+        return;
+    }
+    if (c->state == TT_CONN_CLOSING && output_empty(c))
+        conn_finish_close(c);
+}
+
+/* ---------------------------------------------------------------- libevent callbacks */
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    process_input(arg);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    tt_conn *c = arg;
+
+    if (c->state == TT_CONN_CLOSING) {
+        if (output_empty(c))
+            conn_finish_close(c);
+        return;
+    }
+    tt_req *q = c->req;
+    if (q != NULL && q->drain_cb != NULL) {
+        tt_request_cb cb = q->drain_cb;
+        q->drain_cb = NULL;
+        cb(&q->pub, q->drain_arg);
+        if (c->req != q)
+            return;
+    }
+    process_input(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    tt_conn *c = arg;
+    tt_req *q = c->req;
+
+    if (what & BEV_EVENT_TIMEOUT) {
+        if ((what & BEV_EVENT_READING) && q != NULL && !q->started) {
+            conn_fail(c, 408);      /* the body stopped coming */
+            return;
+        }
+        if (q != NULL && (what & BEV_EVENT_READING) && q->body_reading && !q->body_done) {
+            q->body_done = 1;
+            q->body_cb(&q->pub, NULL, 0, TT_BODY_ERROR, q->body_arg);
+        }
+        conn_close(c);
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        c->peer_closed = 1;
+        int body_missing = q != NULL && q->pub.has_body && !c->parser.message_done;
+        if (q == NULL || body_missing || c->state != TT_CONN_ACTIVE) {
+            conn_close(c);
+            return;
+        }
+        /* the client half-closed after a whole request: answer, then close */
+        c->closing = 1;
+        return;
+    }
+    conn_close(c);                  /* BEV_EVENT_ERROR: reset, EPIPE, ... */
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    tt_conn *c = arg;
+
+    if (c->state == TT_CONN_CLOSING) {
+        conn_close(c);              /* lingering ended */
+        return;
+    }
+    if (c->state == TT_CONN_HEAD && c->parser.started) {
+        conn_fail(c, 408);          /* slowloris: the head did not arrive in time */
+        return;
+    }
+    conn_close(c);                  /* idle keep-alive, or nothing ever sent */
+}
+
+/* ---------------------------------------------------------------- closing */
+
+static void linger_read(struct bufferevent *bev, void *arg)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void linger_event(struct bufferevent *bev, short what, void *arg)
+{
+    tt_conn *c = arg;
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    conn_close(c);
+}
+
+/* Output is flushed: close, lingering when the client may still send. */
+static void conn_finish_close(tt_conn *c)
+{
+    if (c->lingering)
+        return;
+    int unread = c->parser.started || !c->parser.message_done ||
+                 evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+    if (!unread || c->peer_closed || c->bev == NULL) {
+        conn_close(c);
+        return;
+    }
+    req_end(c);
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    shutdown(fd, SHUT_WR);
+    bufferevent_setcb(c->bev, linger_read, NULL, linger_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    bufferevent_enable(c->bev, EV_READ);
+    linger_read(c->bev, c);
+    c->state = TT_CONN_CLOSING;
+    c->lingering = 1;
+    arm_timer(c, TT_LINGER_MS);
+}
+
+static void conn_close(tt_conn *c)
+{
+    if (c->in_input) {
+        c->dead = 1;            /* process_input() frees it on its way out */
+        return;
+    }
+    req_end(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        tt_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    tt_nconns--;
+
+    event_free(c->timer);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    tt_parser_free(&c->parser);
+    free(c);
+    if (tt_closed_cb)
+        tt_closed_cb();
+}
+
+/* ---------------------------------------------------------------- for response.c and api.c */
+
+void tt_conn_response_finished(tt_conn *c)
+{
+    if (output_empty(c))
+        bufferevent_trigger(c->bev, EV_WRITE,
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+int tt_body_read(tt_request *r, tt_body_cb cb, void *arg)
+{
+    tt_req *q = (tt_req *)r;
+    tt_conn *c = q->c;
+
+    if (c == NULL || q->body_reading || cb == NULL)
+        return -1;
+    q->body_cb = cb;
+    q->body_arg = arg;
+    q->body_reading = 1;
+    if (!r->has_body) {
+        q->body_done = 1;
+        cb(r, NULL, 0, TT_BODY_END, arg);
+        return 0;
+    }
+    if (c->parser.head.expect_continue && !q->started && !q->continue_sent) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        q->continue_sent = 1;
+        bufferevent_write(c->bev, cont, sizeof(cont) - 1);
+    }
+    set_read_timeout(c, 1);
+    tt_parser_resume(&c->parser);
+    process_input(c);
+    return 0;
+}
+
+void tt_body_pause(tt_request *r, int paused)
+{
+    tt_req *q = (tt_req *)r;
+
+    if (q->c == NULL || q->body_paused == !!paused)
+        return;
+    q->body_paused = !!paused;
+    if (!paused)
+        process_input(q->c);
+}
+
+void tt_req_on_close(tt_request *r, tt_request_cb cb, void *arg)
+{
+    tt_req *q = (tt_req *)r;
+    q->close_cb = cb;
+    q->close_arg = arg;
+}
+
+const char *tt_req_header(const tt_request *r, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const tt_header *h = &r->headers[i];
+        if (h->name_len == n && strncasecmp(h->name, name, n) == 0) {
+            if (len)
+                *len = h->value_len;
+            return h->value;
+        }
+    }
+    return NULL;
+}
+
+void *tt_req_palloc(tt_request *r, size_t n)
+{
+    return tt_arena_alloc(((tt_req *)r)->pool, n);
+}
+
+/* ---------------------------------------------------------------- the worker's view */
+
+static void sockaddr_text(const struct sockaddr *sa, char *buf, size_t len, int *port)
+{
+    buf[0] = '\0';
+    *port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        evutil_inet_ntop(AF_INET, &s4->sin_addr, buf, len);
+        *port = ntohs(s4->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        evutil_inet_ntop(AF_INET6, &s6->sin6_addr, buf, len);
+        *port = ntohs(s6->sin6_port);
+    }
+}
+
+void tt_conn_accept(struct event_base *base, const tt_config *cf, tt_listen *l,
+                    evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+    tt_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(base, timer_cb, c);
+    if (c->bev == NULL || c->timer == NULL) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        if (c->timer)
+            event_free(c->timer);
+        free(c);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+    c->cf = cf;
+    c->listen = l;
+    c->limits = &l->servers[0]->limits;
+    sockaddr_text(sa, c->remote_addr, sizeof(c->remote_addr), &c->remote_port);
+    struct sockaddr_storage local;
+    socklen_t locallen = sizeof(local);
+    if (getsockname(fd, (struct sockaddr *)&local, &locallen) == 0)
+        sockaddr_text((struct sockaddr *)&local, c->local_addr, sizeof(c->local_addr),
+                      &c->local_port);
+    tt_parser_init(&c->parser, &parser_cbs, c, c->limits->max_header_size);
+
+    c->next = tt_conns;
+    if (tt_conns)
+        tt_conns->prev = c;
+    tt_conns = c;
+    tt_nconns++;
+
+    c->state = TT_CONN_HEAD;
+    arm_timer(c, c->limits->header_timeout_ms);
+    uint64_t hw = c->limits->max_header_size + 1024;
+    bufferevent_setwatermark(c->bev, EV_READ, 0, hw > TT_READ_HIGH_WATER ? hw : TT_READ_HIGH_WATER);
+    set_read_timeout(c, 0);
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+size_t tt_conn_active(void)
+{
+    return tt_nconns;
+}
+
+void tt_conn_graceful(void)
+{
+    tt_graceful = 1;
+    tt_conn *c = tt_conns;
+    while (c != NULL) {
+        tt_conn *next = c->next;
+        int untouched = c->state == TT_CONN_HEAD && !c->parser.started &&
+                        evbuffer_get_length(bufferevent_get_input(c->bev)) == 0;
+        if (c->state == TT_CONN_IDLE || untouched)
+            conn_close(c);
+        else
+            c->closing = 1;
+        c = next;
+    }
+    while (pool_cached > 0)
+        tt_arena_destroy(pool_cache[--pool_cached]);
+}
+
+void tt_conn_close_all(void)
+{
+    while (tt_conns != NULL)
+        conn_close(tt_conns);
+    while (pool_cached > 0)
+        tt_arena_destroy(pool_cache[--pool_cached]);
+}
+
+void tt_conn_on_closed(void (*cb)(void))
+{
+    tt_closed_cb = cb;
+}

@@ -34,9 +34,12 @@ typedef struct {
 } tt_http_head;
 
 typedef struct {
-    /* head complete: return 0 to go on, or an HTTP status (4xx/5xx) */
+    /* head complete: return 0 to go on, TT_PARSE_PAUSE to stop right after
+     * the head (the body waits until tt_parser_resume), or an HTTP status
+     * (4xx/5xx) to fail */
     int (*head)(void *ctx, tt_http_head *h);
-    /* a piece of body (already de-chunked) */
+    /* a piece of body (already de-chunked). llhttp cannot pause inside a
+     * body span, so the caller bounds what it feeds per call instead. */
     void (*body)(void *ctx, const char *p, size_t n);
     /* the message ended; the parser stops until tt_parser_next() */
     void (*done)(void *ctx);
@@ -55,6 +58,7 @@ typedef struct {
     int                  field_state;
     int                  message_done;
     int                  started;   /* first byte of a message seen */
+    int                  paused;    /* stopped after a head, see tt_parser_resume */
 } tt_parser;
 
 void   tt_parser_init(tt_parser *p, const tt_parser_cbs *cbs, void *ctx, size_t max_head);
@@ -66,6 +70,12 @@ void   tt_parser_free(tt_parser *p);
 size_t tt_parser_feed(tt_parser *p, const char *data, size_t len, int *status);
 /* after done(): get ready for the next request on the connection */
 void   tt_parser_next(tt_parser *p);
+/* after head() returned TT_PARSE_PAUSE: go on with the body */
+void   tt_parser_resume(tt_parser *p);
+/* drop the head buffer while the connection is idle (memory per idle conn) */
+void   tt_parser_shrink(tt_parser *p);
+
+#define TT_PARSE_PAUSE (-1)
 /* the peer closed: 0 if that is a clean end, else an HTTP status */
 int    tt_parser_eof(tt_parser *p);
 /* a header of the current head (case-insensitive), or NULL */

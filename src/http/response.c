@@ -1,1 +1,281 @@
-/* placeholder: being written */
+/* The streaming response writer.
+ *
+ * A handler calls start (status + headers), then write / sendfile any number
+ * of times, then finish. The core frames the body: Content-Length when the
+ * handler knows it, chunked for HTTP/1.1 when it does not, and the end of the
+ * connection for HTTP/1.0. HEAD drops the body but keeps its headers. A
+ * handler never writes more than it declared. Everything goes to the
+ * bufferevent's output buffer; the status line, headers and a small body
+ * leave in one writev, and file ranges leave by sendfile.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include "http/request_impl.h"
+#include "log.h"
+
+
+static int bodyless_status(int status)
+{
+    return status < 200 || status == 204 || status == 304;
+}
+
+static int header_is(const tt_header *h, const char *name, size_t n)
+{
+    return h->name_len == n && strncasecmp(h->name, name, n) == 0;
+}
+
+/* Header names and values go out verbatim: refuse anything that would let a
+ * handler's data split the head (response splitting). */
+static int header_safe(const tt_header *h)
+{
+    if (h->name_len == 0)
+        return 0;
+    for (size_t i = 0; i < h->name_len; i++) {
+        unsigned char ch = (unsigned char)h->name[i];
+        if (ch <= ' ' || ch == ':' || ch >= 0x7f)
+            return 0;
+    }
+    for (size_t i = 0; i < h->value_len; i++) {
+        unsigned char ch = (unsigned char)h->value[i];
+        if ((ch < ' ' && ch != '\t') || ch == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+int tt_resp_start(tt_request *r, int status, const tt_header *headers,
+                  size_t n, int64_t content_length)
+{
+    tt_req *q = (tt_req *)r;
+    tt_conn *c = q->c;
+
+    if (c == NULL || q->started || status < 100 || status > 999)
+        return -1;
+    q->started = 1;
+    q->status = status;
+
+    int has_server = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (header_is(&headers[i], "Content-Length", 14) && content_length < 0) {
+            /* a handler that sets the header itself means that length */
+            char buf[24];
+            size_t len = headers[i].value_len < sizeof(buf) - 1 ? headers[i].value_len
+                                                                 : sizeof(buf) - 1;
+            memcpy(buf, headers[i].value, len);
+            buf[len] = '\0';
+            char *end;
+            long long v = strtoll(buf, &end, 10);
+            if (end != buf && *end == '\0' && v >= 0)
+                content_length = v;
+        } else if (header_is(&headers[i], "Server", 6)) {
+            has_server = 1;
+        }
+    }
+
+    int bodyless = bodyless_status(status);
+    q->out_length = bodyless ? 0 : content_length;
+    if (!bodyless && content_length < 0 && !r->is_head) {
+        if (r->version >= 11)
+            q->chunked = 1;
+        else
+            q->until_close = 1;
+    }
+    q->keepalive = !c->closing && !q->until_close &&
+                   c->requests + 1 < TT_KEEPALIVE_MAX_REQUESTS;
+
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    char head[1024];
+    int len = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%sDate: %s\r\n",
+                       status, tt_status_reason(status),
+                       has_server ? "" : "Server: tutti\r\n", tt_http_date());
+    evbuffer_add(out, head, (size_t)len);
+
+    for (size_t i = 0; i < n; i++) {
+        const tt_header *h = &headers[i];
+        /* framing and connection management are the core's */
+        if (header_is(h, "Content-Length", 14) || header_is(h, "Transfer-Encoding", 17) ||
+            header_is(h, "Connection", 10) || header_is(h, "Keep-Alive", 10) ||
+            header_is(h, "Date", 4))
+            continue;
+        if (!header_safe(h)) {
+            tt_log(TT_LOG_WARN, "dropped an invalid response header from the handler of \"%s\"",
+                   r->target);
+            continue;
+        }
+        struct evbuffer_iovec v[4] = {
+            { (void *)h->name, h->name_len }, { ": ", 2 },
+            { (void *)h->value, h->value_len }, { "\r\n", 2 },
+        };
+        for (int k = 0; k < 4; k++)
+            evbuffer_add(out, v[k].iov_base, v[k].iov_len);
+    }
+
+    len = 0;
+    if (!bodyless && content_length >= 0)
+        len += snprintf(head + len, sizeof(head) - (size_t)len,
+                        "Content-Length: %" PRId64 "\r\n", content_length);
+    else if (q->chunked)
+        len += snprintf(head + len, sizeof(head) - (size_t)len,
+                        "Transfer-Encoding: chunked\r\n");
+    if (!q->keepalive)
+        len += snprintf(head + len, sizeof(head) - (size_t)len, "Connection: close\r\n");
+    else if (r->version == 10)
+        len += snprintf(head + len, sizeof(head) - (size_t)len, "Connection: keep-alive\r\n");
+    len += snprintf(head + len, sizeof(head) - (size_t)len, "\r\n");
+    evbuffer_add(out, head, (size_t)len);
+    return 0;
+}
+
+/* How much of len the declared Content-Length still allows. */
+static size_t allowed(tt_req *q, size_t len)
+{
+    if (q->out_length < 0)
+        return len;
+    uint64_t left = (uint64_t)q->out_length - q->out_sent;
+    if (len > left) {
+        tt_log(TT_LOG_WARN, "handler of \"%s\" wrote more than its Content-Length %" PRId64
+               "; the excess was dropped", q->pub.target, q->out_length);
+        return (size_t)left;
+    }
+    return len;
+}
+
+int tt_resp_write(tt_request *r, const void *data, size_t len)
+{
+    tt_req *q = (tt_req *)r;
+    tt_conn *c = q->c;
+
+    if (c == NULL || !q->started || q->finished)
+        return -1;
+    len = allowed(q, len);
+    if (len == 0)
+        return 0;
+    q->out_sent += len;
+    if (r->is_head || bodyless_status(q->status))
+        return 0;
+
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (q->chunked) {
+        char size[24];
+        int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+        evbuffer_add(out, size, (size_t)n);
+        evbuffer_add(out, data, len);
+        evbuffer_add(out, "\r\n", 2);
+        return 0;
+    }
+    return evbuffer_add(out, data, len);
+}
+
+int tt_resp_sendfile(tt_request *r, int fd, int64_t off, int64_t len, int close_fd)
+{
+    tt_req *q = (tt_req *)r;
+    tt_conn *c = q->c;
+
+    if (c == NULL || !q->started || q->finished || off < 0 || len < 0) {
+        if (close_fd)
+            close(fd);
+        return -1;
+    }
+    len = (int64_t)allowed(q, (size_t)len);
+    q->out_sent += (uint64_t)len;
+    if (len == 0 || r->is_head || bodyless_status(q->status)) {
+        if (close_fd)
+            close(fd);
+        return 0;
+    }
+
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer_file_segment *seg =
+        evbuffer_file_segment_new(fd, off, len, close_fd ? EVBUF_FS_CLOSE_ON_FREE : 0);
+    if (seg == NULL) {
+        if (close_fd)
+            close(fd);
+        return -1;
+    }
+    if (q->chunked) {
+        char size[24];
+        int n = snprintf(size, sizeof(size), "%" PRIx64 "\r\n", len);
+        evbuffer_add(out, size, (size_t)n);
+    }
+    int rc = evbuffer_add_file_segment(out, seg, 0, len);
+    evbuffer_file_segment_free(seg);        /* the buffer holds its own reference */
+    if (q->chunked)
+        evbuffer_add(out, "\r\n", 2);
+    return rc;
+}
+
+int tt_resp_finish(tt_request *r)
+{
+    tt_req *q = (tt_req *)r;
+    tt_conn *c = q->c;
+
+    if (q->finished)
+        return 0;
+    if (c == NULL)
+        return -1;
+    if (!q->started && tt_resp_start(r, 200, NULL, 0, 0) != 0)
+        return -1;
+    q->finished = 1;
+    if (q->chunked)
+        evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+    if (q->out_length >= 0 && q->out_sent < (uint64_t)q->out_length && !r->is_head &&
+        !bodyless_status(q->status)) {
+        /* the client would wait for the missing bytes: only a close ends it */
+        tt_log(TT_LOG_WARN, "handler of \"%s\" sent %" PRIu64 " of %" PRId64
+               " declared bytes; closing the connection", r->target, q->out_sent, q->out_length);
+        q->truncated = 1;
+    }
+    tt_conn_response_finished(c);
+    return 0;
+}
+
+int tt_resp_respond(tt_request *r, int status, const char *content_type,
+                    const void *body, size_t len)
+{
+    tt_header h = { "Content-Type", 12, content_type, content_type ? strlen(content_type) : 0 };
+    if (tt_resp_start(r, status, &h, content_type ? 1 : 0, (int64_t)len) != 0)
+        return -1;
+    if (len > 0)
+        tt_resp_write(r, body, len);
+    return tt_resp_finish(r);
+}
+
+size_t tt_resp_pending(const tt_request *r)
+{
+    const tt_req *q = (const tt_req *)r;
+    if (q->c == NULL)
+        return 0;
+    return evbuffer_get_length(bufferevent_get_output(q->c->bev));
+}
+
+void tt_resp_on_drain(tt_request *r, tt_request_cb cb, void *arg)
+{
+    tt_req *q = (tt_req *)r;
+    q->drain_cb = cb;
+    q->drain_arg = arg;
+    if (q->c != NULL && cb != NULL && tt_resp_pending(r) == 0)
+        bufferevent_trigger(q->c->bev, EV_WRITE,
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+int tt_resp_error(tt_req *q, int status, const tt_header *extra, size_t nextra)
+{
+    char body[128];
+    int len = snprintf(body, sizeof(body), "%d %s\n", status, tt_status_reason(status));
+    tt_header h[8];
+    size_t n = 0;
+    h[n++] = (tt_header){ "Content-Type", 12, "text/plain; charset=utf-8", 25 };
+    for (size_t i = 0; i < nextra && n < 8; i++)
+        h[n++] = extra[i];
+    if (tt_resp_start(&q->pub, status, h, n, len) != 0)
+        return -1;
+    tt_resp_write(&q->pub, body, (size_t)len);
+    return tt_resp_finish(&q->pub);
+}

@@ -1,0 +1,106 @@
+/* What the core keeps about a connection and its current request.
+ * Private to src/http: modules see only tt_request (the first member). */
+#ifndef TT_REQUEST_IMPL_H
+#define TT_REQUEST_IMPL_H
+
+#include <stdint.h>
+#include <netinet/in.h>
+#include <event2/bufferevent.h>
+#include <tutti/tutti.h>
+#include "http/http.h"
+
+/* keepalive defaults of CONFIG.md, until module keepalive overrides them */
+#define TT_KEEPALIVE_TIMEOUT_MS   15000
+#define TT_KEEPALIVE_MAX_REQUESTS 1000
+
+typedef struct tt_conn tt_conn;
+typedef struct tt_req  tt_req;
+
+struct tt_req {
+    tt_request       pub;           /* first: modules get &pub */
+    tt_conn         *c;             /* NULL once the connection is gone */
+    tt_arena        *pool;
+    const tt_server *server;
+    const tt_route  *route;
+
+    /* response state */
+    int              status;
+    unsigned         started:1;     /* head queued */
+    unsigned         finished:1;    /* finish() called */
+    unsigned         chunked:1;     /* we frame the body in chunks */
+    unsigned         until_close:1; /* HTTP/1.0 with no length: body ends at close */
+    unsigned         keepalive:1;   /* the connection stays open after this */
+    unsigned         truncated:1;   /* fewer bytes than Content-Length: must close */
+    int64_t          out_length;    /* declared Content-Length, -1 if none */
+    uint64_t         out_sent;      /* body bytes accepted from the handler */
+
+    /* request body */
+    tt_body_cb       body_cb;
+    void            *body_arg;
+    unsigned         body_reading:1;/* read_body() called */
+    unsigned         body_paused:1;
+    unsigned         body_done:1;   /* TT_BODY_END or TT_BODY_ERROR delivered */
+    unsigned         continue_sent:1;
+    uint64_t         body_received;
+
+    tt_request_cb    drain_cb;
+    void            *drain_arg;
+    tt_request_cb    close_cb;
+    void            *close_arg;
+};
+
+enum tt_conn_state {
+    TT_CONN_IDLE,                   /* keep-alive, waiting for a request */
+    TT_CONN_HEAD,                   /* reading a request head */
+    TT_CONN_ACTIVE,                 /* a request is being served */
+    TT_CONN_DISCARD,                /* response done, dropping the unread body */
+    TT_CONN_CLOSING                 /* flushing the last bytes, then close */
+};
+
+struct tt_conn {
+    struct bufferevent *bev;
+    const tt_config    *cf;
+    tt_listen          *listen;
+    tt_conn            *prev, *next;    /* every connection of the worker */
+    struct event       *timer;          /* header deadline / keep-alive idle */
+    tt_parser           parser;
+    tt_req             *req;
+    const tt_limits    *limits;         /* of the chosen server */
+    enum tt_conn_state  state;
+    unsigned            requests;       /* served on this connection */
+    unsigned            closing:1;      /* no keep-alive after the current response */
+    unsigned            in_input:1;     /* inside process_input: no re-entry */
+    unsigned            peer_closed:1;  /* EOF seen from the client */
+    unsigned            dead:1;         /* closed while in process_input */
+    unsigned            lingering:1;    /* shut for writing, dropping input */
+    int                 remote_port;
+    int                 local_port;
+    char                remote_addr[INET6_ADDRSTRLEN];
+    char                local_addr[INET6_ADDRSTRLEN];
+};
+
+/* response.c */
+int    tt_resp_start(tt_request *r, int status, const tt_header *headers,
+                     size_t n, int64_t content_length);
+int    tt_resp_write(tt_request *r, const void *data, size_t len);
+int    tt_resp_sendfile(tt_request *r, int fd, int64_t off, int64_t len, int close_fd);
+int    tt_resp_finish(tt_request *r);
+int    tt_resp_respond(tt_request *r, int status, const char *content_type,
+                       const void *body, size_t len);
+size_t tt_resp_pending(const tt_request *r);
+void   tt_resp_on_drain(tt_request *r, tt_request_cb cb, void *arg);
+/* the core's own short error page, with extra headers (Allow for 405) */
+int    tt_resp_error(tt_req *q, int status, const tt_header *extra, size_t nextra);
+
+/* conn.c, for response.c and api.c */
+void   tt_conn_response_finished(tt_conn *c);   /* finish() was called */
+int    tt_body_read(tt_request *r, tt_body_cb cb, void *arg);
+void   tt_body_pause(tt_request *r, int paused);
+void   tt_req_on_close(tt_request *r, tt_request_cb cb, void *arg);
+const char *tt_req_header(const tt_request *r, const char *name, size_t *len);
+void  *tt_req_palloc(tt_request *r, size_t n);
+
+/* return.c */
+int    tt_return_handle(tt_req *q, const tt_return_conf *rc);
+
+#endif
