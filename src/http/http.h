@@ -59,6 +59,10 @@ typedef struct {
     int                  message_done;
     int                  started;   /* first byte of a message seen */
     int                  paused;    /* stopped after a head, see tt_parser_resume */
+    const char          *feed_start, *feed_end;  /* the bytes of this feed call */
+    const char          *span_end;  /* end of the last value span in this feed */
+    int                  span_cont; /* the last feed ended inside a value span */
+    int                  value_open;/* a value span was seen for this field */
 } tt_parser;
 
 void   tt_parser_init(tt_parser *p, const tt_parser_cbs *cbs, void *ctx, size_t max_head);

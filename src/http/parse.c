@@ -107,6 +107,7 @@ static int on_header_field(llhttp_t *l, const char *at, size_t n)
             h->fields = f;
             h->fields_cap = cap;
         }
+        p->value_open = 0;
         tt_head_field *f = &h->fields[h->nfields++];
         f->name_off = (uint32_t)h->len;
         f->name_len = 0;
@@ -116,6 +117,14 @@ static int on_header_field(llhttp_t *l, const char *at, size_t n)
         p->head_bytes += TT_LINE_OVERHEAD;
     }
     h->fields[h->nfields - 1].name_len += (uint32_t)n;
+    /* llhttp 8.1 takes "Host : x" as a field named "Host "; RFC 9112 5.1
+     * says whitespace before the colon must be answered with 400 */
+    for (size_t i = 0; i < n; i++) {
+        if (at[i] == ' ' || at[i] == '\t') {
+            p->status = 400;
+            return -1;
+        }
+    }
     return head_append(p, at, n, 431);
 }
 
@@ -125,9 +134,26 @@ static int on_header_value(llhttp_t *l, const char *at, size_t n)
     tt_http_head *h = &p->head;
     tt_head_field *f = &h->fields[h->nfields - 1];
 
-    if (p->field_state != FIELD_VALUE) {
-        f->value_off = (uint32_t)h->len;
-        p->field_state = FIELD_VALUE;
+    /* llhttp 8.1 accepts obs-fold ("a\r\n b") and reports it as a second
+     * span of the same value. Spans of one value are contiguous unless a
+     * feed boundary split them, so a gap means a fold: RFC 9112 5.2 lets us
+     * answer 400, and we must, or a proxy behind us could read it apart. */
+    int contiguous = p->span_end != NULL && at == p->span_end;
+    int continued = p->span_end == NULL && at == p->feed_start && p->span_cont;
+    if (p->value_open && !contiguous && !continued) {
+        p->status = 400;
+        return -1;
+    }
+    p->value_open = 1;
+    p->span_end = at + n;
+    /* llhttp 8.1 lets a bare CR through inside a value (CVE-2023-30589);
+     * no control byte but HTAB belongs in a field value (RFC 9110 5.5) */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)at[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            p->status = 400;
+            return -1;
+        }
     }
     f->value_len += (uint32_t)n;
     return head_append(p, at, n, 431);
@@ -339,7 +365,11 @@ size_t tt_parser_feed(tt_parser *p, const char *data, size_t len, int *status)
     if (p->message_done || p->paused)
         return 0;
 
+    p->feed_start = data;
+    p->feed_end = data + len;
+    p->span_end = NULL;
     llhttp_errno_t e = llhttp_execute(&p->llh, data, len);
+    p->span_cont = p->span_end != NULL && p->span_end == p->feed_end;
     if (e == HPE_OK)
         return len;
     if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
