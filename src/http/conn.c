@@ -215,7 +215,7 @@ static void req_end(tt_conn *c)
         .version = q->pub.version,
         /* 499: the client left before the response began (nginx's code) */
         .status = q->started ? q->status : 499,
-        .bytes_sent = q->out_sent,
+        .bytes_sent = q->pub.is_head ? 0 : q->out_sent,
         .referer = ref ? tt_arena_strndup(q->pool, ref, reflen) : NULL,
         .user_agent = ua ? tt_arena_strndup(q->pool, ua, ualen) : NULL,
         .host = q->pub.host,

@@ -47,7 +47,6 @@ typedef struct {
 
 typedef struct {
     llhttp_t             llh;
-    llhttp_settings_t    settings;
     const tt_parser_cbs *cbs;
     void                *ctx;
     tt_http_head         head;

@@ -290,21 +290,36 @@ static int on_message_complete(llhttp_t *l)
     return HPE_PAUSED;
 }
 
+/* One callback table for every connection: it is 200 bytes we need not
+ * hold per idle connection. */
+static llhttp_settings_t tt_parser_settings;
+static int               tt_parser_settings_ready;
+
+static const llhttp_settings_t *parser_settings(void)
+{
+    if (tt_parser_settings_ready)
+        return &tt_parser_settings;
+    llhttp_settings_t *s = &tt_parser_settings;
+    llhttp_settings_init(s);
+    s->on_message_begin = on_message_begin;
+    s->on_method = on_method;
+    s->on_url = on_url;
+    s->on_header_field = on_header_field;
+    s->on_header_field_complete = on_header_field_complete;
+    s->on_header_value = on_header_value;
+    s->on_header_value_complete = on_header_value_complete;
+    s->on_headers_complete = on_headers_complete;
+    s->on_body = on_body;
+    s->on_message_complete = on_message_complete;
+    tt_parser_settings_ready = 1;
+    return s;
+}
+
 void tt_parser_init(tt_parser *p, const tt_parser_cbs *cbs, void *ctx, size_t max_head)
 {
     memset(p, 0, sizeof(*p));
-    llhttp_settings_init(&p->settings);
-    p->settings.on_message_begin = on_message_begin;
-    p->settings.on_method = on_method;
-    p->settings.on_url = on_url;
-    p->settings.on_header_field = on_header_field;
-    p->settings.on_header_field_complete = on_header_field_complete;
-    p->settings.on_header_value = on_header_value;
-    p->settings.on_header_value_complete = on_header_value_complete;
-    p->settings.on_headers_complete = on_headers_complete;
-    p->settings.on_body = on_body;
-    p->settings.on_message_complete = on_message_complete;
-    llhttp_init(&p->llh, HTTP_REQUEST, &p->settings);
+    /* llhttp only reads the settings; the cast drops a const it lacks */
+    llhttp_init(&p->llh, HTTP_REQUEST, (llhttp_settings_t *)parser_settings());
     p->llh.data = p;
     p->cbs = cbs;
     p->ctx = ctx;
