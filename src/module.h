@@ -14,10 +14,23 @@ struct tt_loaded_module {
 
 extern const tt_api tt_module_api;
 
-/* Load `name` from dir (as dir/name.so). `at` is the config node naming it,
- * for messages. Checks ABI, signature, duplicates against already[0..n). */
+/* Load `name` from cf->module_path (as module_path/name.so) and append it
+ * to cf->modules. `at` is the config node naming it, for messages (NULL when
+ * found by scanning the module path). Checks the name, duplicates, ABI,
+ * signature, the name inside, route keys claimed twice and `needs`, then
+ * calls the module's load(&tt_module_api). Returns 0, -1, or
+ * TT_MODULE_NOT_YET when a needed module exists but is not loaded yet
+ * (err says to list it first; a caller ordering modules itself may retry). */
 int tt_module_load(tt_config *cf, const char *name, const tt_conf_node *at,
                    tt_errbuf *err);
+#define TT_MODULE_NOT_YET (-2)
+/* The same, but when builtins is not NULL the module is looked up among
+ * those descriptors instead of dlopen'ed, and neither load() nor anything
+ * else of it is called: the config checker without modules (tests, fuzzer)
+ * registers stand-ins for the bundled modules this way. */
+int tt_module_load_from(tt_config *cf, const char *name, const tt_conf_node *at,
+                        const tt_module *builtins, size_t nbuiltins,
+                        tt_errbuf *err);
 /* Names of every NAME.so in dir, sorted; for `modules:` absent and -V.
  * Returns count, fills *names (malloc'ed array of malloc'ed strings). */
 size_t tt_module_scan(const char *dir, char ***names);

@@ -783,9 +783,10 @@ void tt_conn_graceful(void)
     tt_conn *c = tt_conns;
     while (c != NULL) {
         tt_conn *next = c->next;
-        int untouched = c->state == TT_CONN_HEAD && !c->parser.started &&
-                        evbuffer_get_length(bufferevent_get_input(c->bev)) == 0;
-        if (c->state == TT_CONN_IDLE || untouched)
+        /* Idle keep-alive connections close now (clients retry those, as
+         * with nginx). A connection accepted but not yet read may carry a
+         * request already on its way: serve that one, then close. */
+        if (c->state == TT_CONN_IDLE)
             conn_close(c);
         else
             c->closing = 1;

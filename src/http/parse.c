@@ -226,6 +226,10 @@ static int on_headers_complete(llhttp_t *l)
     h->chunked = (l->flags & F_CHUNKED) != 0;
     h->content_length = (l->flags & F_CONTENT_LENGTH) ? (int64_t)l->content_length : -1;
     h->upgrade = l->upgrade;
+    /* Until a module takes a connection over, an Upgrade request is a plain
+     * request: clear llhttp's flag, or it would stop at HPE_PAUSED_UPGRADE
+     * after this message and never parse the next one. */
+    l->upgrade = 0;
 
     if (l->http_major != 1) {
         p->status = 505;

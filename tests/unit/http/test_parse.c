@@ -201,6 +201,26 @@ static void test_obs_fold_split(void **state)
     tt_parser_free(&p);
 }
 
+/* an Upgrade nobody takes over leaves the connection speaking HTTP */
+static void test_upgrade_not_taken(void **state)
+{
+    rec r = { 0 };
+    tt_parser p;
+    const char *one = "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    const char *two = "GET /2 HTTP/1.1\r\nHost: h\r\n\r\n";
+    tt_parser_init(&p, &cbs, &r, 16384);
+    size_t used;
+    assert_int_equal(feed_all(&p, one, strlen(one), &used), 0);
+    assert_int_equal(used, strlen(one));
+    assert_int_equal(r.dones, 1);
+    tt_parser_next(&p);
+    assert_int_equal(feed_all(&p, two, strlen(two), &used), 0);
+    assert_int_equal(used, strlen(two));
+    assert_int_equal(r.heads, 2);
+    assert_string_equal(r.url, "/2");
+    tt_parser_free(&p);
+}
+
 static void test_status_mapping(void **state)
 {
     assert_int_equal(status_of("GET / HTTP/2.0\r\nHost: h\r\n\r\n"), 505);
@@ -250,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_pause_after_head),
         cmocka_unit_test(test_smuggling_and_framing_errors),
         cmocka_unit_test(test_obs_fold_split),
+        cmocka_unit_test(test_upgrade_not_taken),
         cmocka_unit_test(test_status_mapping),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_eof),
