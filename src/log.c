@@ -85,6 +85,15 @@ static void file_close(tt_logfile *f)
 
 /* ---- error log ---- */
 
+/* The last error-level message, so a worker whose module failed to start
+ * can hand the reason to the master (init_worker returns only a status). */
+static char tt_last_error[512];
+
+const char *tt_log_last_error(void)
+{
+    return tt_last_error[0] ? tt_last_error : NULL;
+}
+
 void tt_vlog(int level, const char *fmt, va_list ap)
 {
     char line[TT_LOG_LINE_MAX];
@@ -92,10 +101,17 @@ void tt_vlog(int level, const char *fmt, va_list ap)
     struct tm tm;
     time_t now;
 
-    if (level < tt_log_min || tt_errlog.fd < 0)
-        return;
     if (level < TT_LOG_DEBUG || level > TT_LOG_ERROR)
         level = TT_LOG_ERROR;
+    if (level == TT_LOG_ERROR) {
+        va_list copy;
+        va_copy(copy, ap);
+        vsnprintf(tt_last_error, sizeof(tt_last_error), fmt, copy);
+        va_end(copy);
+        errno = saved;
+    }
+    if (level < tt_log_min || tt_errlog.fd < 0)
+        return;
 
     now = time(NULL);
     localtime_r(&now, &tm);

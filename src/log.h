@@ -13,6 +13,8 @@ void tt_log_reopen(void);                                /* USR1 */
 void tt_log_close(void);
 void tt_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tt_vlog(int level, const char *fmt, va_list ap);
+/* the text of the last error logged in this process, or NULL */
+const char *tt_log_last_error(void);
 int  tt_log_level_from(const char *s);                   /* -1 if unknown */
 void tt_log_set_ident(const char *ident);                /* "master", "worker 2" */
 

@@ -313,9 +313,13 @@ void tt_worker_run(tt_config *cf, int id, int ready_fd)
     for (size_t i = 0; i < cf->nmodules; i++) {
         const tt_module *m = cf->modules[i]->mod;
         if (m->init_worker != NULL && m->init_worker(cf->main_confs[i]) != 0) {
-            snprintf(err.msg, sizeof(err.msg),
-                     "module '%s' failed to start in worker %d (the error log says why)",
-                     m->name, id);
+            /* the module said why through api->log(TT_LOG_ERROR, ...) */
+            const char *why = tt_log_last_error();
+            if (why != NULL)
+                snprintf(err.msg, sizeof(err.msg), "%s", why);
+            else
+                snprintf(err.msg, sizeof(err.msg),
+                         "module '%s' failed to start in worker %d", m->name, id);
             start_failed(ready_fd, err.msg);
         }
         tt_w.ninit = i + 1;

@@ -130,7 +130,8 @@ struct tt_module {
     /* one route's route_key node */
     int  (*configure_route)(const tt_conf_node *node, void *main_conf,
                             void **route_conf, tt_errbuf *err);
-    /* in every worker after fork, before it accepts */
+    /* in every worker after fork, before it accepts; on failure log the
+     * reason with api->log(TT_LOG_ERROR, ...): it becomes the start-up error */
     int  (*init_worker)(void *main_conf);
     /* a handler answers r; a filter returns TT_DECLINED to let it pass */
     int  (*handle)(tt_request *r, void *route_conf);

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from harness import SLOW
+from harness import SLOW, parse_combined
 from rawhttp import Closed, Conn, chunked, exchange, get
 
 T = 5 * SLOW
@@ -252,8 +252,8 @@ def test_large_echo_to_a_slow_reader_is_intact_and_bounded(tutti):
     (memory per connection stays bounded) and then finish intact."""
     d = tutti({"limits": {"max_body_size": "256MB", "send_timeout": "30s"},
                "servers": [{"routes": [{"match": "/echo/", "hello": {"echo": True}}]}]})
-    total = 64 * 1024 * 1024
-    body = os.urandom(1024 * 1024) * 64
+    total = 48 * 1024 * 1024
+    body = os.urandom(1024 * 1024) * 48
     c = Conn(d.port, timeout=30)
     c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
@@ -413,6 +413,8 @@ def test_slowloris_partial_head_gets_408(quick):
     with Conn(quick.port) as c:
         c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         _ends_with_408_or_close(c, 3)
+    e = parse_combined(quick.wait_access_lines(1)[0])
+    assert (e["method"], e["target"], e["status"]) == ("GET", "/healthz", "408")
 
 
 def test_header_timeout_covers_the_whole_head_not_the_gaps(quick):
