@@ -117,10 +117,12 @@ static int run(const char *file, int detach)
 
     /* a signal during start-up waits for the master's loop */
     tt_master_block_signals();
+    tt_module_load_failed = 0;
     tt_config *cf = tt_config_load(file, &err);
     if (cf == NULL) {
         fprintf(stderr, "tutti: %s\n", err.msg);
-        return 1;
+        /* CONFIG.md: a module that failed to load is a start-up failure */
+        return tt_module_load_failed ? 2 : 1;
     }
     if (cf->pid_file != NULL) {
         pid_t pid = tt_pidfile_read(cf->pid_file, &err);

@@ -60,6 +60,10 @@ static void module_error(tt_errbuf *err, const tt_conf_node *at, const char *fmt
     va_end(ap);
 }
 
+/* Set when a module file was found but could not be used: at start-up that
+ * is a start-up failure (exit 2), not a mistake in the config (exit 1). */
+int tt_module_load_failed;
+
 /* ---- looking at a shared object ---- */
 
 /* Open path and check it is a tutti module of our ABI named `name`. On
@@ -72,6 +76,7 @@ static int open_checked(const char *path, const char *name, void **handle,
     if (h == NULL) {
         const char *why = dlerror();
         snprintf(err->msg, sizeof(err->msg), "%s", why ? why : path);
+        tt_module_load_failed = 1;
         return -1;
     }
     dlerror();
@@ -81,6 +86,7 @@ static int open_checked(const char *path, const char *name, void **handle,
                  "%s: no symbol '%s'; is it a tutti module? (see doc/modules.md)",
                  path, TT_MODULE_SYMBOL);
         module_dlclose(h);
+        tt_module_load_failed = 1;
         return -1;
     }
     /* the only field we may read before we know the layout */
@@ -89,6 +95,7 @@ static int open_checked(const char *path, const char *name, void **handle,
                  "%s: module ABI %u, this tutti speaks ABI %u; rebuild the module",
                  path, (unsigned)m->abi, (unsigned)TT_MODULE_ABI);
         module_dlclose(h);
+        tt_module_load_failed = 1;
         return -1;
     }
     if (m->signature == NULL || strcmp(m->signature, TT_MODULE_SIGNATURE) != 0) {
@@ -96,6 +103,7 @@ static int open_checked(const char *path, const char *name, void **handle,
                  "%s: module built as '%s', this tutti is '%s'; rebuild the module",
                  path, m->signature ? m->signature : "(none)", TT_MODULE_SIGNATURE);
         module_dlclose(h);
+        tt_module_load_failed = 1;
         return -1;
     }
     if (m->name == NULL || strcmp(m->name, name) != 0) {
@@ -104,6 +112,7 @@ static int open_checked(const char *path, const char *name, void **handle,
                  "after its name: rename it to %s.so",
                  path, m->name ? m->name : "(null)", m->name ? m->name : "NAME");
         module_dlclose(h);
+        tt_module_load_failed = 1;
         return -1;
     }
     *handle = h;
@@ -292,6 +301,7 @@ int tt_module_load_from(tt_config *cf, const char *name, const tt_conf_node *at,
                  "%s: module '%s' failed to start (its load() returned an error; "
                  "see the error log)", path, name);
         module_dlclose(handle);
+        tt_module_load_failed = 1;
         return -1;
     }
     if (registry_add(cf, m, handle, path) != 0) {

@@ -13,6 +13,8 @@ struct tt_loaded_module {
 };
 
 extern const tt_api tt_module_api;
+/* a module file was found but failed to load (ABI, signature, dlopen, load()) */
+extern int tt_module_load_failed;
 
 /* Load `name` from cf->module_path (as module_path/name.so) and append it
  * to cf->modules. `at` is the config node naming it, for messages (NULL when

@@ -61,6 +61,10 @@ typedef struct {
     const char          *feed_start, *feed_end;  /* the bytes of this feed call */
     const char          *span_end;  /* end of the last value span in this feed */
     int                  span_cont; /* the last feed ended inside a value span */
+    int                  scan_active;   /* checking line ends of this head */
+    int                  scan_cr;       /* the previous head byte was CR */
+    unsigned             scan_lines;    /* head lines completed */
+    size_t               scan_line_len; /* bytes in the current head line */
     int                  value_open;/* a value span was seen for this field */
 } tt_parser;
 

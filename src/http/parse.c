@@ -294,6 +294,43 @@ static int on_message_complete(llhttp_t *l)
     return HPE_PAUSED;
 }
 
+/* llhttp 8.1 takes a bare LF as the end of the request line and of the
+ * head. RFC 9112 2.2 permits that, but an intermediary that disagrees would
+ * frame the request differently, so every head line must end in CRLF. This
+ * runs before llhttp sees the bytes, so a bad head never reaches a handler.
+ * It stops at the blank line that ends the head: bodies are not scanned. */
+static int head_line_ends_ok(tt_parser *p, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len && p->scan_active; i++) {
+        char ch = data[i];
+        if (p->scan_cr) {
+            if (ch != '\n')
+                return 0;                   /* bare CR */
+            p->scan_cr = 0;
+            if (p->scan_line_len == 0 && p->scan_lines > 0)
+                p->scan_active = 0;         /* the blank line: head ends */
+            if (p->scan_line_len > 0)
+                p->scan_lines++;
+            p->scan_line_len = 0;
+        } else if (ch == '\r') {
+            p->scan_cr = 1;
+        } else if (ch == '\n') {
+            return 0;                       /* bare LF */
+        } else {
+            p->scan_line_len++;
+        }
+    }
+    return 1;
+}
+
+static void head_scan_start(tt_parser *p)
+{
+    p->scan_active = 1;
+    p->scan_cr = 0;
+    p->scan_lines = 0;
+    p->scan_line_len = 0;
+}
+
 /* One callback table for every connection: it is 200 bytes we need not
  * hold per idle connection. */
 static llhttp_settings_t tt_parser_settings;
@@ -328,6 +365,7 @@ void tt_parser_init(tt_parser *p, const tt_parser_cbs *cbs, void *ctx, size_t ma
     p->cbs = cbs;
     p->ctx = ctx;
     p->max_head = max_head;
+    head_scan_start(p);
 }
 
 void tt_parser_free(tt_parser *p)
@@ -384,6 +422,11 @@ size_t tt_parser_feed(tt_parser *p, const char *data, size_t len, int *status)
     if (p->message_done || p->paused)
         return 0;
 
+    if (p->scan_active && !head_line_ends_ok(p, data, len)) {
+        p->status = 400;
+        *status = 400;
+        return 0;
+    }
     p->feed_start = data;
     p->feed_end = data + len;
     p->span_end = NULL;
@@ -404,6 +447,7 @@ size_t tt_parser_feed(tt_parser *p, const char *data, size_t len, int *status)
 
 void tt_parser_next(tt_parser *p)
 {
+    head_scan_start(p);
     p->message_done = 0;
     p->paused = 0;
     if (llhttp_get_errno(&p->llh) == HPE_PAUSED_UPGRADE)

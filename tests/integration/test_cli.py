@@ -1,13 +1,15 @@
 """The command line: -V -h -t -s -d, exit statuses, and the config errors a
 user sees ("tutti: file:line:col: what is wrong, what to write")."""
+import os
 import re
 import shutil
 import socket
+from pathlib import Path
 
 import pytest
 import requests
 
-from harness import SLOW, alive, broken_module, free_port, proc_stat, run_tutti, sanitizer_findings, wait_for
+from harness import BUILD_DIR, SLOW, alive, broken_module, free_port, proc_stat, run_tutti, sanitizer_findings, wait_for
 
 OK_CONFIG = """\
 servers:
@@ -36,7 +38,7 @@ def assert_config_error(res, positions, message):
     wanted = [f"tutti: tutti.yaml:{p}: {message}" for p in positions]
     got = tutti_lines(res)
     assert any(l in wanted for l in got), \
-        f"expected one of\n  " + "\n  ".join(wanted) + f"\ngot:\n{out}"
+        "expected one of\n  " + "\n  ".join(wanted) + f"\ngot:\n{out}"
 
 
 # ---------------------------------------------------------------- -V -h, bad options
@@ -271,10 +273,15 @@ def test_unknown_module_name(tmp_path):
                for l in tutti_lines(res)), res.stderr
 
 
-def test_version_lists_modules_of_module_path_only(tmp_path):
-    """-V reads the compiled-in module path: hello is there, test modules are not."""
-    res = run_tutti(["-V"], tmp_path)
-    assert "badabi" not in res.stdout + res.stderr
+def test_module_with_its_dependency_loads_and_serves(tmp_path, tutti):
+    mdir = module_dir_with(tmp_path, "needy")
+    hello = Path(BUILD_DIR) / "modules" / "hello" / ".libs" / "hello.so"
+    shutil.copy(hello, mdir / "hello.so")
+    d = tutti({"module_path": str(mdir), "modules": ["hello", "needy"],
+               "servers": [{"routes": [{"match": "/n", "needy": {}},
+                                       {"match": "/h/", "hello": {}}]}]})
+    assert requests.get(d.url + "/n", timeout=5 * SLOW).text == "needy\n"
+    assert requests.get(d.url + "/h/x", timeout=5 * SLOW).text == "Hello, x!\n"
 
 
 # ---------------------------------------------------------------- start-up failures
@@ -342,11 +349,14 @@ def test_signal_unknown_name_is_a_usage_error(tmp_path):
 
 # ---------------------------------------------------------------- -d
 
-def test_detach(tmp_path, foreign):
+@pytest.mark.parametrize("how", ["-d", "daemon: true"])
+def test_detach(tmp_path, foreign, how):
     port = free_port()
-    write(tmp_path, OK_CONFIG.format(port=port) +
+    extra = "daemon: true\n" if how == "daemon: true" else ""
+    write(tmp_path, OK_CONFIG.format(port=port) + extra +
           f"error_log: {tmp_path}/error.log\naccess_log: {tmp_path}/access.log\n")
-    res = run_tutti(["-d", "-c", "tutti.yaml"], tmp_path, timeout=15)
+    args = ["-d"] if how == "-d" else []
+    res = run_tutti([*args, "-c", "tutti.yaml"], tmp_path, timeout=15)
     pid_file = tmp_path / "tutti.pid"
     if pid_file.exists():
         foreign(int(pid_file.read_text().strip()))
@@ -355,6 +365,7 @@ def test_detach(tmp_path, foreign):
     pid = int(pid_file.read_text().strip())
     st = proc_stat(pid)
     assert st is not None, "the pid in the pid file is not running"
+    assert st[0] != os.getpid(), "the master is still our child: it did not detach"
     r = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5 * SLOW)
     assert (r.status_code, r.text) == (200, "ok\n")
 

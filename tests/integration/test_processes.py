@@ -67,6 +67,25 @@ def test_killed_single_worker_is_replaced(tutti):
     wait_for(lambda: get(d.port, "/v").body == b"alive", 5 * SLOW, "serving again")
 
 
+def _uid(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_user_drops_privileges_in_workers(tutti, tmp_path):
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    os.chmod(tmp_path, 0o755)
+    d = tutti(body_config("x", user="nobody"))
+    (w,) = d.wait_workers(1)
+    assert _uid(w) == nobody.pw_uid
+    assert requests.get(d.url + "/v", timeout=T).text == "x"
+    wait_for(lambda: d.access_lines(), 5 * SLOW, "the access log line written by the worker")
+
+
 # ---------------------------------------------------------------- pid_file
 
 def test_pid_file_beside_the_config_by_default(tutti):

@@ -171,6 +171,9 @@ static void test_smuggling_and_framing_errors(void **state)
     assert_int_equal(status_of("GET / HTTP/1.1\r\n\r\n"), 400);            /* no Host */
     assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
     assert_int_equal(status_of("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), 400);
+    assert_int_equal(status_of("GET / HTTP/1.1\nHost: h\r\n\r\n"), 400);     /* bare LF, request line */
+    assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: h\r\n\n"), 400);     /* bare LF, end of head */
+    assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n"), 400);
 }
 
 /* obs-fold must be refused however the bytes are split across reads */
