@@ -294,18 +294,20 @@ static int on_message_complete(llhttp_t *l)
     return HPE_PAUSED;
 }
 
-/* llhttp 8.1 takes a bare LF as the end of the request line and of the
+/* Returns the offset of the first bad byte, or len.
+ *
+ * llhttp 8.1 takes a bare LF as the end of the request line and of the
  * head. RFC 9112 2.2 permits that, but an intermediary that disagrees would
  * frame the request differently, so every head line must end in CRLF. This
  * runs before llhttp sees the bytes, so a bad head never reaches a handler.
  * It stops at the blank line that ends the head: bodies are not scanned. */
-static int head_line_ends_ok(tt_parser *p, const char *data, size_t len)
+static size_t head_line_ends_ok(tt_parser *p, const char *data, size_t len)
 {
     for (size_t i = 0; i < len && p->scan_active; i++) {
         char ch = data[i];
         if (p->scan_cr) {
             if (ch != '\n')
-                return 0;                   /* bare CR */
+                return i;                   /* bare CR */
             p->scan_cr = 0;
             if (p->scan_line_len == 0 && p->scan_lines > 0)
                 p->scan_active = 0;         /* the blank line: head ends */
@@ -315,12 +317,12 @@ static int head_line_ends_ok(tt_parser *p, const char *data, size_t len)
         } else if (ch == '\r') {
             p->scan_cr = 1;
         } else if (ch == '\n') {
-            return 0;                       /* bare LF */
+            return i;                       /* bare LF */
         } else {
             p->scan_line_len++;
         }
     }
-    return 1;
+    return len;
 }
 
 static void head_scan_start(tt_parser *p)
@@ -422,10 +424,16 @@ size_t tt_parser_feed(tt_parser *p, const char *data, size_t len, int *status)
     if (p->message_done || p->paused)
         return 0;
 
-    if (p->scan_active && !head_line_ends_ok(p, data, len)) {
-        p->status = 400;
-        *status = 400;
-        return 0;
+    size_t bad = len;
+    if (p->scan_active && (bad = head_line_ends_ok(p, data, len)) < len) {
+        /* let llhttp read up to the bad byte, so the access log still gets
+         * the method and target, then fail */
+        if (bad > 0)
+            llhttp_execute(&p->llh, data, bad);
+        if (p->status == 0)
+            p->status = 400;
+        *status = p->status;
+        return bad;
     }
     p->feed_start = data;
     p->feed_end = data + len;
