@@ -195,6 +195,7 @@ fuzz() {
     local name=$1
     local bin=_build-fuzz/tests/fuzz/fuzz_$name seeds=tests/fuzz/corpus/$name
     local work=_build-fuzz/run/$name rc=0
+    [ -x "$bin" ] || { echo "dev.sh: no fuzzer $bin (known: request, config)" >&2; return 1; }
     rm -rf "$work"
     mkdir -p "$work/corpus" "$work/crashes"
     if [ -d "$seeds" ]; then
@@ -218,11 +219,12 @@ fuzz() {
 
 # ./dev.sh fuzz [NAME...]: the fuzzers alone, outside the test stages
 fuzz_only() {
-    local name
+    local name names=("$@")
+    [ $# -gt 0 ] || names=(request config)
     deps
     fuzz_build
-    for name in "${@:-request config}"; do
-        fuzz $name
+    for name in "${names[@]}"; do
+        fuzz "$name"
     done
 }
 
