@@ -192,6 +192,12 @@ static int check_relations(const tt_config *cf, const tt_module *m,
                            tt_errbuf *err)
 {
     if (m->route_key != NULL) {
+        if (m->route_kind != TT_MODULE_HANDLER && m->route_kind != TT_MODULE_FILTER) {
+            module_error(err, NULL, "%s: module '%s' has a route key but its route_kind "
+                         "is neither TT_MODULE_HANDLER nor TT_MODULE_FILTER; fix the "
+                         "module", path, m->name);
+            return -1;
+        }
         for (size_t i = 0; i < cf->nmodules; i++) {
             const tt_module *o = cf->modules[i]->mod;
             if (o->route_key != NULL && strcmp(o->route_key, m->route_key) == 0) {

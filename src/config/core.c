@@ -197,6 +197,11 @@ static int load_module_list(tt_loader *ld, const tt_conf_node *list)
     return 0;
 }
 
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* `modules:` absent: every module of the module path, in name order except
  * that a module comes after the ones it needs. */
 static int load_all_modules(tt_loader *ld)
@@ -213,13 +218,7 @@ static int load_all_modules(tt_loader *ld)
         for (size_t i = 0; i < ld->nbuiltins; i++)
             names[i] = (char *)ld->builtins[i].name;
         n = ld->nbuiltins;
-        /* same order as a directory scan would give */
-        for (size_t i = 1; i < n; i++)
-            for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
-                char *t = names[j];
-                names[j] = names[j - 1];
-                names[j - 1] = t;
-            }
+        qsort(names, n, sizeof(*names), cmp_names);   /* as a directory scan gives */
     } else {
         n = tt_module_scan(cf->module_path, &names);
     }
@@ -230,7 +229,7 @@ static int load_all_modules(tt_loader *ld)
     while (left > 0) {
         size_t before = left;
         for (size_t i = 0; i < n; i++) {
-            if (names[i] == NULL || tt_module_find(cf, names[i]) != NULL)
+            if (tt_module_find(cf, names[i]) != NULL)
                 continue;
             rc = tt_module_load_from(cf, names[i], NULL, ld->builtins,
                                      ld->nbuiltins, ld->err);
@@ -326,6 +325,30 @@ static int not_supported_yet(tt_loader *ld, const tt_conf_node *key)
 {
     tt_conf_error(ld->err, key, "'%s' is not supported yet; remove it", key->value);
     return -1;
+}
+
+/* A module cannot take over a key of the core: its node would never reach
+ * it, or would reach both. */
+static int check_module_keys(tt_loader *ld)
+{
+    const tt_config *cf = ld->cf;
+
+    for (size_t i = 0; i < cf->nmodules; i++) {
+        const tt_loaded_module *lm = cf->modules[i];
+        const char *key = NULL;
+        if (lm->mod->main_key != NULL && in_list(lm->mod->main_key, core_keys))
+            key = lm->mod->main_key;
+        else if (lm->mod->route_key != NULL && (strcmp(lm->mod->route_key, "match") == 0 ||
+                                                strcmp(lm->mod->route_key, "return") == 0))
+            key = lm->mod->route_key;
+        if (key != NULL) {
+            snprintf(ld->err->msg, sizeof(ld->err->msg), "%s: module '%s' uses the key "
+                     "'%s', which is tutti's own; give the module another key",
+                     lm->path, lm->mod->name, key);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* Every top-level key is the core's, a loaded module's main_key, or wrong. */
@@ -1267,7 +1290,8 @@ static int load_tree(tt_loader *ld)
         return -1;
     }
 
-    if (check_top_keys(ld) != 0 || parse_core_values(ld) != 0 ||
+    if (check_module_keys(ld) != 0 ||
+        check_top_keys(ld) != 0 || parse_core_values(ld) != 0 ||
         configure_mains(ld) != 0 || load_servers(ld) != 0)
         return -1;
     return 0;

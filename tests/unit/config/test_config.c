@@ -848,6 +848,38 @@ static void test_describe(void **state)
     assert_string_equal(out, want);
 }
 
+/* What the registry checks about descriptors, with descriptors made here */
+static void test_registry_checks(void **state)
+{
+    (void)state;
+    static const tt_module mods[] = {
+        { .abi = TT_MODULE_ABI, .signature = TT_MODULE_SIGNATURE, .name = "first",
+          .route_key = "shared", .route_kind = TT_MODULE_HANDLER },
+        { .abi = TT_MODULE_ABI, .signature = TT_MODULE_SIGNATURE, .name = "second",
+          .route_key = "shared", .route_kind = TT_MODULE_FILTER },
+        { .abi = TT_MODULE_ABI, .signature = TT_MODULE_SIGNATURE, .name = "kindless",
+          .route_key = "kindless" },
+    };
+    tt_config cf = { .module_path = "/mods" };
+    tt_errbuf err = {{0}};
+
+    cf.arena = tt_arena_create(4096);
+    assert_non_null(cf.arena);
+    assert_int_equal(tt_module_load_from(&cf, "first", NULL, mods, 3, &err), 0);
+    assert_int_equal(tt_module_load_from(&cf, "second", NULL, mods, 3, &err), -1);
+    assert_string_equal(err.msg, "/mods/second.so: module 'second' handles the route "
+                        "key 'shared', which module 'first' already handles; load only "
+                        "one of them");
+    assert_int_equal(tt_module_load_from(&cf, "kindless", NULL, mods, 3, &err), -1);
+    assert_string_equal(err.msg, "/mods/kindless.so: module 'kindless' has a route key "
+                        "but its route_kind is neither TT_MODULE_HANDLER nor "
+                        "TT_MODULE_FILTER; fix the module");
+    assert_int_equal(cf.nmodules, 1);
+    assert_int_equal(cf.modules[0]->index, 0);
+    assert_null(cf.modules[0]->handle);
+    tt_arena_destroy(cf.arena);
+}
+
 static void test_relative_paths(void **state)
 {
     (void)state;
@@ -940,6 +972,7 @@ int main(void)
         cmocka_unit_test(test_module_errors),
         cmocka_unit_test(test_needs_satisfied),
         cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_registry_checks),
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_missing_file),
     };
