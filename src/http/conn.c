@@ -446,13 +446,39 @@ static void conn_advance(tt_conn *c)
         next_request(c);
 }
 
-static void process_input(tt_conn *c)
+/* Write what is queued straight to the socket. Returns 1 when the output
+ * is now empty. Only when the socket is full does the bufferevent's write
+ * side take over (and with it an EPOLLOUT registration): arming and
+ * disarming that for every response cost two epoll_ctl calls a request. */
+static int conn_write_now(tt_conn *c)
 {
-    if (c->in_input)
-        return;
-    c->in_input = 1;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int n = 1;
 
+    /* a socket bufferevent freezes the start of its output so that only it
+     * drains it: thaw it for our write */
+    evbuffer_unfreeze(out, 1);
+    while (evbuffer_get_length(out) > 0 && n > 0) {
+        errno = 0;
+        n = evbuffer_write(out, bufferevent_getfd(c->bev));
+    }
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) == 0)
+        return 1;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        conn_close(c);              /* reset or broken pipe: the client left */
+        return 0;
+    }
+    bufferevent_enable(c->bev, EV_WRITE);
+    return 0;
+}
+
+/* One step of reading: run the parser over what has arrived until it must
+ * wait (for the response, the handler, or more bytes). */
+static void parse_available(tt_conn *c)
+{
     struct evbuffer *in = bufferevent_get_input(c->bev);
+
     for (;;) {
         conn_advance(c);
         if (c->dead || c->state == TT_CONN_CLOSING)
@@ -488,13 +514,63 @@ static void process_input(tt_conn *c)
         if (c->dead || used == 0)
             break;
     }
+}
+
+/* Read only what we can use: while the request being served holds the
+ * parser (its response is not done, or its handler paused the body), stop
+ * reading once a little is buffered, so a client cannot make us hold more
+ * than TT_READ_HIGH_WATER however much it sends or pipelines. */
+static void update_reading(tt_conn *c)
+{
+    int blocked = c->parser.message_done || c->parser.paused ||
+                  (c->req != NULL && c->req->body_paused);
+    int full = evbuffer_get_length(bufferevent_get_input(c->bev)) >= TT_READ_HIGH_WATER;
+    int want = !(blocked && full) && c->state != TT_CONN_CLOSING;
+
+    if (want == !c->read_off)
+        return;
+    c->read_off = !want;
+    if (want)
+        bufferevent_enable(c->bev, EV_READ);
+    else
+        bufferevent_disable(c->bev, EV_READ);
+}
+
+static void process_input(tt_conn *c)
+{
+    if (c->in_input)
+        return;
+    c->in_input = 1;
+
+    for (;;) {
+        parse_available(c);
+        if (c->dead)
+            break;
+        if (!conn_write_now(c) || c->dead)
+            break;                  /* the bufferevent finishes the write */
+        tt_req *q = c->req;
+        if (q != NULL && q->drain_cb != NULL) {
+            tt_request_cb cb = q->drain_cb;
+            q->drain_cb = NULL;
+            cb(&q->pub, q->drain_arg);
+            continue;               /* the handler may have written more */
+        }
+        /* the output is flushed: loop if that lets the connection move on
+         * (a finished response ends, the next pipelined request starts) */
+        if (c->state == TT_CONN_CLOSING || q == NULL || !q->finished)
+            break;
+    }
     c->in_input = 0;
     if (c->dead) {
         conn_close(c);
         return;
     }
-    if (c->state == TT_CONN_CLOSING && output_empty(c))
-        conn_finish_close(c);
+    if (c->state == TT_CONN_CLOSING) {
+        if (output_empty(c))
+            conn_finish_close(c);
+        return;
+    }
+    update_reading(c);
 }
 
 /* ---------------------------------------------------------------- libevent callbacks */
@@ -507,6 +583,9 @@ static void read_cb(struct bufferevent *bev, void *arg)
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     tt_conn *c = arg;
+
+    if (output_empty(c))
+        bufferevent_disable(bev, EV_WRITE);     /* direct writes again */
 
     if (c->state == TT_CONN_CLOSING) {
         if (output_empty(c))
@@ -636,6 +715,14 @@ static void conn_close(tt_conn *c)
 
 /* ---------------------------------------------------------------- for response.c and api.c */
 
+void tt_conn_output_added(tt_conn *c)
+{
+    /* inside process_input the output is flushed on the way out; from
+     * anywhere else (a handler's callback) let the bufferevent write it */
+    if (!c->in_input)
+        bufferevent_enable(c->bev, EV_WRITE);
+}
+
 void tt_conn_response_finished(tt_conn *c)
 {
     if (output_empty(c))
@@ -662,6 +749,7 @@ int tt_body_read(tt_request *r, tt_body_cb cb, void *arg)
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         q->continue_sent = 1;
         bufferevent_write(c->bev, cont, sizeof(cont) - 1);
+        tt_conn_output_added(c);
     }
     set_read_timeout(c, 1);
     tt_parser_resume(&c->parser);
@@ -765,11 +853,12 @@ void tt_conn_accept(struct event_base *base, const tt_config *cf, tt_listen *l,
 
     c->state = TT_CONN_HEAD;
     arm_timer(c, c->limits->header_timeout_ms);
-    uint64_t hw = c->limits->max_header_size + 1024;
-    bufferevent_setwatermark(c->bev, EV_READ, 0, hw > TT_READ_HIGH_WATER ? hw : TT_READ_HIGH_WATER);
     set_read_timeout(c, 0);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* bufferevents start with writing on; ours writes directly (see
+     * conn_write_now) and turns it on only when the socket is full */
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
 }
 
 size_t tt_conn_active(void)

@@ -73,6 +73,7 @@ struct tt_conn {
     unsigned            peer_closed:1;  /* EOF seen from the client */
     unsigned            dead:1;         /* closed while in process_input */
     unsigned            lingering:1;    /* shut for writing, dropping input */
+    unsigned            read_off:1;     /* EV_READ off: we cannot use more input */
     int                 remote_port;
     int                 local_port;
     char                remote_addr[INET6_ADDRSTRLEN];
@@ -94,6 +95,7 @@ int    tt_resp_error(tt_req *q, int status, const tt_header *extra, size_t nextr
 
 /* conn.c, for response.c and api.c */
 void   tt_conn_response_finished(tt_conn *c);   /* finish() was called */
+void   tt_conn_output_added(tt_conn *c);         /* bytes queued for the client */
 int    tt_body_read(tt_request *r, tt_body_cb cb, void *arg);
 void   tt_body_pause(tt_request *r, int paused);
 void   tt_req_on_close(tt_request *r, tt_request_cb cb, void *arg);

@@ -130,6 +130,7 @@ int tt_resp_start(tt_request *r, int status, const tt_header *headers,
         len += snprintf(head + len, sizeof(head) - (size_t)len, "Connection: keep-alive\r\n");
     len += snprintf(head + len, sizeof(head) - (size_t)len, "\r\n");
     evbuffer_add(out, head, (size_t)len);
+    tt_conn_output_added(c);
     return 0;
 }
 
@@ -168,9 +169,11 @@ int tt_resp_write(tt_request *r, const void *data, size_t len)
         evbuffer_add(out, size, (size_t)n);
         evbuffer_add(out, data, len);
         evbuffer_add(out, "\r\n", 2);
-        return 0;
+    } else if (evbuffer_add(out, data, len) != 0) {
+        return -1;
     }
-    return evbuffer_add(out, data, len);
+    tt_conn_output_added(c);
+    return 0;
 }
 
 int tt_resp_sendfile(tt_request *r, int fd, int64_t off, int64_t len, int close_fd)
@@ -208,6 +211,7 @@ int tt_resp_sendfile(tt_request *r, int fd, int64_t off, int64_t len, int close_
     evbuffer_file_segment_free(seg);        /* the buffer holds its own reference */
     if (q->chunked)
         evbuffer_add(out, "\r\n", 2);
+    tt_conn_output_added(c);
     return rc;
 }
 
@@ -223,8 +227,10 @@ int tt_resp_finish(tt_request *r)
     if (!q->started && tt_resp_start(r, 200, NULL, 0, 0) != 0)
         return -1;
     q->finished = 1;
-    if (q->chunked)
+    if (q->chunked) {
         evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+        tt_conn_output_added(c);
+    }
     if (q->out_length >= 0 && q->out_sent < (uint64_t)q->out_length && !r->is_head &&
         !bodyless_status(q->status)) {
         /* the client would wait for the missing bytes: only a close ends it */
