@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -42,6 +43,7 @@ static void process_input(tt_conn *c);
 static void conn_advance(tt_conn *c);
 static void conn_close(tt_conn *c);
 static void conn_finish_close(tt_conn *c);
+static const tt_parser_cbs parser_cbs;
 
 /* ---------------------------------------------------------------- pools */
 
@@ -64,20 +66,60 @@ static void pool_put(tt_arena *a)
 
 /* ---------------------------------------------------------------- timers */
 
-static void arm_timer(tt_conn *c, uint64_t ms)
+/* One timeout per direction, both the bufferevent's own: no timer event of
+ * our own per connection (memory per idle connection). The read timeout
+ * means, by state: IDLE the keep-alive timeout, HEAD what is left of
+ * header_timeout, ACTIVE/DISCARD body_timeout while body bytes are due,
+ * lingering the linger time. The write timeout is always send_timeout
+ * (libevent counts it only while output is pending). */
+static void set_read_timeout(tt_conn *c, uint64_t rms)
 {
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-    evtimer_add(c->timer, &tv);
-}
-
-/* The send timeout always applies (libevent only counts it while output is
- * pending); the body timeout only while we wait for body bytes we asked for. */
-static void set_read_timeout(tt_conn *c, int on)
-{
-    uint64_t rms = c->limits->body_timeout_ms, wms = c->limits->send_timeout_ms;
+    uint64_t wms = c->limits->send_timeout_ms;
     struct timeval r = { (time_t)(rms / 1000), (suseconds_t)(rms % 1000) * 1000 };
     struct timeval w = { (time_t)(wms / 1000), (suseconds_t)(wms % 1000) * 1000 };
-    bufferevent_set_timeouts(c->bev, on ? &r : NULL, &w);
+    bufferevent_set_timeouts(c->bev, rms ? &r : NULL, &w);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* header_timeout bounds the whole head, not the gap between two reads, or
+ * a client sending a byte a second would hold the connection forever. */
+static void start_head_deadline(tt_conn *c)
+{
+    c->head_deadline = now_ms() + c->limits->header_timeout_ms;
+    set_read_timeout(c, c->limits->header_timeout_ms);
+}
+
+static void rearm_head_deadline(tt_conn *c)
+{
+    uint64_t now = now_ms();
+    set_read_timeout(c, c->head_deadline > now ? c->head_deadline - now : 1);
+}
+
+/* ---------------------------------------------------------------- parser */
+
+static tt_parser *parser_get(tt_conn *c)
+{
+    if (c->parser == NULL) {
+        c->parser = malloc(sizeof(*c->parser));
+        if (c->parser != NULL)
+            tt_parser_init(c->parser, &parser_cbs, c, c->limits->max_header_size);
+    }
+    return c->parser;
+}
+
+static void parser_drop(tt_conn *c)
+{
+    if (c->parser == NULL)
+        return;
+    tt_parser_free(c->parser);
+    free(c->parser);
+    c->parser = NULL;
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -301,7 +343,7 @@ static int on_head(void *ctx, tt_http_head *h)
     if (q == NULL)
         return 500;
 
-    evtimer_del(c->timer);          /* the head is in: header_timeout is met */
+    set_read_timeout(c, 0);         /* the head is in: header_timeout is met */
     c->state = TT_CONN_ACTIVE;
 
     int status = req_fill(q, h);
@@ -334,7 +376,7 @@ static void on_body(void *ctx, const char *p, size_t n)
         /* a chunked body grew past the limit: the handler never sees it */
         q->body_done = 1;
         q->body_cb(&q->pub, NULL, 0, TT_BODY_ERROR, q->body_arg);
-        c->parser.status = 413;
+        c->parser->status = 413;
         return;
     }
     q->body_cb(&q->pub, p, n, TT_BODY_DATA, q->body_arg);
@@ -368,7 +410,7 @@ static void conn_fail(tt_conn *c, int status)
             conn_close(c);
             return;
         }
-        tt_http_head *h = &c->parser.head;
+        tt_http_head *h = &c->parser->head;
         if (h->method_len > 0)
             q->pub.method = tt_arena_strndup(q->pool, h->buf + h->method_off, h->method_len);
         if (h->url_len > 0 && status != 414)
@@ -379,7 +421,7 @@ static void conn_fail(tt_conn *c, int status)
         return;
     }
     c->state = TT_CONN_ACTIVE;
-    evtimer_del(c->timer);
+    set_read_timeout(c, 0);
     tt_resp_error(q, status, NULL, 0);
 }
 
@@ -404,14 +446,10 @@ static void conn_close_after_flush(tt_conn *c)
 static void next_request(tt_conn *c)
 {
     c->requests++;
-    tt_parser_next(&c->parser);
+    parser_drop(c);                 /* an idle connection holds no parser */
     c->state = TT_CONN_IDLE;
     c->limits = &c->listen->servers[0]->limits;
-    set_read_timeout(c, 0);
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
-        tt_parser_shrink(&c->parser);
-        arm_timer(c, TT_KEEPALIVE_TIMEOUT_MS);
-    }
+    set_read_timeout(c, TT_KEEPALIVE_TIMEOUT_MS);
 }
 
 static void conn_advance(tt_conn *c)
@@ -424,25 +462,25 @@ static void conn_advance(tt_conn *c)
         if (!q->finished || !output_empty(c))
             return;
         int keep = q->keepalive && !q->truncated && !c->closing && !tt_graceful;
-        int body_pending = !c->parser.message_done;
+        int body_pending = !c->parser->message_done;
         int unanswered_continue = q->pub.has_body && !q->body_reading;
         req_end(c);
         if (!keep || (body_pending && unanswered_continue &&
-                      tt_head_get(&c->parser.head, "Expect", NULL) != NULL)) {
+                      tt_head_get(&c->parser->head, "Expect", NULL) != NULL)) {
             conn_close_after_flush(c);
             return;
         }
         if (body_pending) {
             /* the handler did not read the whole body: drop the rest */
             c->state = TT_CONN_DISCARD;
-            tt_parser_resume(&c->parser);
-            set_read_timeout(c, 1);
+            tt_parser_resume(c->parser);
+            set_read_timeout(c, c->limits->body_timeout_ms);
             return;
         }
         next_request(c);
         return;
     }
-    if (c->state == TT_CONN_DISCARD && c->parser.message_done)
+    if (c->state == TT_CONN_DISCARD && c->parser->message_done)
         next_request(c);
 }
 
@@ -485,14 +523,18 @@ static void parse_available(tt_conn *c)
             break;
         if (evbuffer_get_length(in) == 0)
             break;
-        if (c->parser.message_done || c->parser.paused)
+        if (c->state == TT_CONN_IDLE) {
+            c->state = TT_CONN_HEAD;
+            start_head_deadline(c);
+        }
+        if (parser_get(c) == NULL) {
+            conn_close(c);
+            break;
+        }
+        if (c->parser->message_done || c->parser->paused)
             break;                  /* the current request is still being served */
         if (c->req && c->req->body_paused)
             break;
-        if (c->state == TT_CONN_IDLE) {
-            c->state = TT_CONN_HEAD;
-            arm_timer(c, c->limits->header_timeout_ms);
-        }
 
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -501,10 +543,10 @@ static void parse_available(tt_conn *c)
         if (c->state == TT_CONN_ACTIVE && n > TT_BODY_SLICE)
             n = TT_BODY_SLICE;      /* so a pause takes effect soon */
         int status;
-        size_t used = tt_parser_feed(&c->parser, v.iov_base, n, &status);
+        size_t used = tt_parser_feed(c->parser, v.iov_base, n, &status);
         evbuffer_drain(in, used);
         if (status == 0)
-            status = c->parser.status;      /* set by on_body: 413 */
+            status = c->parser->status;      /* set by on_body: 413 */
         if (status) {
             conn_fail(c, status);
             if (c->dead || c->state == TT_CONN_CLOSING || (c->req && c->req->finished))
@@ -514,6 +556,8 @@ static void parse_available(tt_conn *c)
         if (c->dead || used == 0)
             break;
     }
+    if (!c->dead && c->state == TT_CONN_HEAD && c->parser != NULL && c->parser->started)
+        rearm_head_deadline(c);     /* part of a head came: keep the deadline absolute */
 }
 
 /* Read only what we can use: while the request being served holds the
@@ -522,8 +566,9 @@ static void parse_available(tt_conn *c)
  * than TT_READ_HIGH_WATER however much it sends or pipelines. */
 static void update_reading(tt_conn *c)
 {
-    int blocked = c->parser.message_done || c->parser.paused ||
-                  (c->req != NULL && c->req->body_paused);
+    int blocked = c->parser != NULL &&
+                  (c->parser->message_done || c->parser->paused ||
+                   (c->req != NULL && c->req->body_paused));
     int full = evbuffer_get_length(bufferevent_get_input(c->bev)) >= TT_READ_HIGH_WATER;
     int want = !(blocked && full) && c->state != TT_CONN_CLOSING;
 
@@ -609,20 +654,26 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     tt_req *q = c->req;
 
     if (what & BEV_EVENT_TIMEOUT) {
-        if ((what & BEV_EVENT_READING) && q != NULL && !q->started) {
-            conn_fail(c, 408);      /* the body stopped coming */
-            return;
+        if (what & BEV_EVENT_READING) {
+            if (c->state == TT_CONN_HEAD && c->parser != NULL && c->parser->started) {
+                conn_fail(c, 408);  /* slowloris: the head did not arrive in time */
+                return;
+            }
+            if (c->state == TT_CONN_ACTIVE && q != NULL && !q->started) {
+                conn_fail(c, 408);  /* the body stopped coming */
+                return;
+            }
+            if (q != NULL && q->body_reading && !q->body_done) {
+                q->body_done = 1;
+                q->body_cb(&q->pub, NULL, 0, TT_BODY_ERROR, q->body_arg);
+            }
         }
-        if (q != NULL && (what & BEV_EVENT_READING) && q->body_reading && !q->body_done) {
-            q->body_done = 1;
-            q->body_cb(&q->pub, NULL, 0, TT_BODY_ERROR, q->body_arg);
-        }
-        conn_close(c);
+        conn_close(c);              /* idle keep-alive, silent client, stuck writes */
         return;
     }
     if (what & BEV_EVENT_EOF) {
         c->peer_closed = 1;
-        int body_missing = q != NULL && q->pub.has_body && !c->parser.message_done;
+        int body_missing = q != NULL && q->pub.has_body && !c->parser->message_done;
         if (q == NULL || body_missing || c->state != TT_CONN_ACTIVE) {
             conn_close(c);
             return;
@@ -632,21 +683,6 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     conn_close(c);                  /* BEV_EVENT_ERROR: reset, EPIPE, ... */
-}
-
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    tt_conn *c = arg;
-
-    if (c->state == TT_CONN_CLOSING) {
-        conn_close(c);              /* lingering ended */
-        return;
-    }
-    if (c->state == TT_CONN_HEAD && c->parser.started) {
-        conn_fail(c, 408);          /* slowloris: the head did not arrive in time */
-        return;
-    }
-    conn_close(c);                  /* idle keep-alive, or nothing ever sent */
 }
 
 /* ---------------------------------------------------------------- closing */
@@ -670,7 +706,7 @@ static void conn_finish_close(tt_conn *c)
 {
     if (c->lingering)
         return;
-    int unread = c->parser.started || !c->parser.message_done ||
+    int unread = (c->parser != NULL && (c->parser->started || !c->parser->message_done)) ||
                  evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
     if (!unread || c->peer_closed || c->bev == NULL) {
         conn_close(c);
@@ -681,12 +717,11 @@ static void conn_finish_close(tt_conn *c)
     shutdown(fd, SHUT_WR);
     bufferevent_setcb(c->bev, linger_read, NULL, linger_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    set_read_timeout(c, TT_LINGER_MS);      /* linger_event closes on it */
     bufferevent_enable(c->bev, EV_READ);
     linger_read(c->bev, c);
     c->state = TT_CONN_CLOSING;
     c->lingering = 1;
-    arm_timer(c, TT_LINGER_MS);
 }
 
 static void conn_close(tt_conn *c)
@@ -704,10 +739,9 @@ static void conn_close(tt_conn *c)
         c->next->prev = c->prev;
     tt_nconns--;
 
-    event_free(c->timer);
     if (c->bev)
         bufferevent_free(c->bev);
-    tt_parser_free(&c->parser);
+    parser_drop(c);
     free(c);
     if (tt_closed_cb)
         tt_closed_cb();
@@ -745,14 +779,14 @@ int tt_body_read(tt_request *r, tt_body_cb cb, void *arg)
         cb(r, NULL, 0, TT_BODY_END, arg);
         return 0;
     }
-    if (c->parser.head.expect_continue && !q->started && !q->continue_sent) {
+    if (c->parser->head.expect_continue && !q->started && !q->continue_sent) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         q->continue_sent = 1;
         bufferevent_write(c->bev, cont, sizeof(cont) - 1);
         tt_conn_output_added(c);
     }
-    set_read_timeout(c, 1);
-    tt_parser_resume(&c->parser);
+    set_read_timeout(c, c->limits->body_timeout_ms);
+    tt_parser_resume(c->parser);
     process_input(c);
     return 0;
 }
@@ -820,14 +854,8 @@ void tt_conn_accept(struct event_base *base, const tt_config *cf, tt_listen *l,
         return;
     }
     c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-    c->timer = evtimer_new(base, timer_cb, c);
-    if (c->bev == NULL || c->timer == NULL) {
-        if (c->bev)
-            bufferevent_free(c->bev);
-        else
-            evutil_closesocket(fd);
-        if (c->timer)
-            event_free(c->timer);
+    if (c->bev == NULL) {
+        evutil_closesocket(fd);
         free(c);
         return;
     }
@@ -843,7 +871,6 @@ void tt_conn_accept(struct event_base *base, const tt_config *cf, tt_listen *l,
     if (getsockname(fd, (struct sockaddr *)&local, &locallen) == 0)
         sockaddr_text((struct sockaddr *)&local, c->local_addr, sizeof(c->local_addr),
                       &c->local_port);
-    tt_parser_init(&c->parser, &parser_cbs, c, c->limits->max_header_size);
 
     c->next = tt_conns;
     if (tt_conns)
@@ -852,8 +879,7 @@ void tt_conn_accept(struct event_base *base, const tt_config *cf, tt_listen *l,
     tt_nconns++;
 
     c->state = TT_CONN_HEAD;
-    arm_timer(c, c->limits->header_timeout_ms);
-    set_read_timeout(c, 0);
+    start_head_deadline(c);     /* from accept: a silent client is cut off too */
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     /* bufferevents start with writing on; ours writes directly (see
      * conn_write_now) and turns it on only when the socket is full */

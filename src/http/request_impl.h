@@ -62,8 +62,8 @@ struct tt_conn {
     const tt_config    *cf;
     tt_listen          *listen;
     tt_conn            *prev, *next;    /* every connection of the worker */
-    struct event       *timer;          /* header deadline / keep-alive idle */
-    tt_parser           parser;
+    tt_parser          *parser;         /* only while a request is in flight */
+    uint64_t            head_deadline;  /* monotonic ms by which the head must be in */
     tt_req             *req;
     const tt_limits    *limits;         /* of the chosen server */
     enum tt_conn_state  state;
