@@ -152,6 +152,29 @@ static void set_host(tt_req *q, const char *h, size_t n)
     q->pub.host_len = end;
 }
 
+static const char *addr_text(tt_arena *pool, const tt_sockaddr *a, int *port)
+{
+    char buf[INET6_ADDRSTRLEN];
+
+    buf[0] = '\0';
+    *port = 0;
+    if (a->sa.sa_family == AF_INET) {
+        evutil_inet_ntop(AF_INET, &a->in.sin_addr, buf, sizeof(buf));
+        *port = ntohs(a->in.sin_port);
+    } else if (a->sa.sa_family == AF_INET6) {
+        evutil_inet_ntop(AF_INET6, &a->in6.sin6_addr, buf, sizeof(buf));
+        *port = ntohs(a->in6.sin6_port);
+    }
+    return tt_arena_strdup(pool, buf);
+}
+
+static void addr_copy(tt_sockaddr *dst, const struct sockaddr *sa, socklen_t len)
+{
+    if (len > sizeof(*dst))
+        len = sizeof(*dst);
+    memcpy(dst, sa, len);
+}
+
 /* A request for the access log and error pages even when the head was bad. */
 static tt_req *req_new(tt_conn *c)
 {
@@ -172,10 +195,8 @@ static tt_req *req_new(tt_conn *c)
     q->pub.route_prefix = "";
     q->pub.version = 11;
     q->pub.content_length = -1;
-    q->pub.remote_addr = c->remote_addr;
-    q->pub.remote_port = c->remote_port;
-    q->pub.local_addr = c->local_addr;
-    q->pub.local_port = c->local_port;
+    q->pub.remote_addr = addr_text(pool, &c->remote, &q->pub.remote_port);
+    q->pub.local_addr = addr_text(pool, &c->local, &q->pub.local_port);
     q->pub.start_usec = now_usec();
     c->req = q;
     return q;
@@ -830,21 +851,6 @@ void *tt_req_palloc(tt_request *r, size_t n)
 
 /* ---------------------------------------------------------------- the worker's view */
 
-static void sockaddr_text(const struct sockaddr *sa, char *buf, size_t len, int *port)
-{
-    buf[0] = '\0';
-    *port = 0;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        evutil_inet_ntop(AF_INET, &s4->sin_addr, buf, len);
-        *port = ntohs(s4->sin_port);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        evutil_inet_ntop(AF_INET6, &s6->sin6_addr, buf, len);
-        *port = ntohs(s6->sin6_port);
-    }
-}
-
 void tt_conn_accept(struct event_base *base, const tt_config *cf, tt_listen *l,
                     evutil_socket_t fd, const struct sockaddr *sa, int salen)
 {
@@ -862,15 +868,13 @@ void tt_conn_accept(struct event_base *base, const tt_config *cf, tt_listen *l,
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
-    c->cf = cf;
     c->listen = l;
     c->limits = &l->servers[0]->limits;
-    sockaddr_text(sa, c->remote_addr, sizeof(c->remote_addr), &c->remote_port);
+    addr_copy(&c->remote, sa, (socklen_t)salen);
     struct sockaddr_storage local;
     socklen_t locallen = sizeof(local);
     if (getsockname(fd, (struct sockaddr *)&local, &locallen) == 0)
-        sockaddr_text((struct sockaddr *)&local, c->local_addr, sizeof(c->local_addr),
-                      &c->local_port);
+        addr_copy(&c->local, (struct sockaddr *)&local, locallen);
 
     c->next = tt_conns;
     if (tt_conns)
