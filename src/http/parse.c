@@ -68,23 +68,27 @@ static int on_message_begin(llhttp_t *l)
     return 0;
 }
 
+/* The method and the target each arrive as one or more spans. */
+static int head_span(tt_parser *p, uint32_t *off, uint32_t *len, const char *at,
+                     size_t n, int status_over)
+{
+    if (*len == 0)
+        *off = (uint32_t)p->head.len;
+    *len += (uint32_t)n;
+    return head_append(p, at, n, status_over);
+}
+
 static int on_method(llhttp_t *l, const char *at, size_t n)
 {
     tt_parser *p = parser_of(l);
-    if (p->head.method_len == 0)
-        p->head.method_off = (uint32_t)p->head.len;
-    p->head.method_len += (uint32_t)n;
-    return head_append(p, at, n, 400);
+    return head_span(p, &p->head.method_off, &p->head.method_len, at, n, 400);
 }
 
 static int on_url(llhttp_t *l, const char *at, size_t n)
 {
     tt_parser *p = parser_of(l);
-    if (p->head.url_len == 0)
-        p->head.url_off = (uint32_t)p->head.len;
-    p->head.url_len += (uint32_t)n;
     /* a request line alone over the limit is "URI Too Long" */
-    return head_append(p, at, n, 414);
+    return head_span(p, &p->head.url_off, &p->head.url_len, at, n, 414);
 }
 
 static int on_header_field(llhttp_t *l, const char *at, size_t n)
