@@ -79,8 +79,6 @@ size_t tt_parser_feed(tt_parser *p, const char *data, size_t len, int *status);
 void   tt_parser_next(tt_parser *p);
 /* after head() returned TT_PARSE_PAUSE: go on with the body */
 void   tt_parser_resume(tt_parser *p);
-/* drop the head buffer while the connection is idle (memory per idle conn) */
-void   tt_parser_shrink(tt_parser *p);
 
 #define TT_PARSE_PAUSE (-1)
 /* the peer closed: 0 if that is a clean end, else an HTTP status */

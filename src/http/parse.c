@@ -383,14 +383,6 @@ void tt_parser_free(tt_parser *p)
     p->head.cap = p->head.fields_cap = 0;
 }
 
-void tt_parser_shrink(tt_parser *p)
-{
-    if (p->started)
-        return;
-    tt_parser_free(p);
-    p->head.len = p->head.nfields = 0;
-}
-
 /* Map an llhttp error to the status the client gets. */
 static int status_for(tt_parser *p, llhttp_errno_t e)
 {
