@@ -206,9 +206,14 @@ static void feed_stream(const uint8_t *data, size_t size)
         }
         if (c.done) {
             c.done = 0;
-            tt_parser_next(&p);
-            if (r & 0x10000)
-                tt_parser_shrink(&p);       /* as an idle keep-alive connection */
+            if (r & 0x10000) {
+                /* as an idle keep-alive connection: conn.c drops the parser
+                 * and starts a fresh one for the next request */
+                tt_parser_free(&p);
+                tt_parser_init(&p, &fuzz_cbs, &c, max_head);
+            } else {
+                tt_parser_next(&p);
+            }
             stalls = 0;
             continue;
         }
