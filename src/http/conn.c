@@ -10,6 +10,7 @@
  * and conn_advance() moves the connection on from the outermost frame.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +31,16 @@
 #define TT_READ_HIGH_WATER        (64 * 1024)
 #define TT_BODY_SLICE             (16 * 1024) /* body bytes fed per parser call */
 #define TT_POOL_CACHE             64
+#define TT_COMPACT_AFTER_MS       500     /* idle this long: drop the bufferevent */
+#define TT_SWEEP_MS               250
+#define TT_TRIM_AFTER             256     /* compacted in one sweep: return memory */
 
 static tt_conn *tt_conns;
 static size_t   tt_nconns;
 static int      tt_graceful;
 static void   (*tt_closed_cb)(void);
+
+static struct event *tt_sweep;      /* finds connections idle long enough */
 
 static tt_arena *pool_cache[TT_POOL_CACHE];
 static size_t    pool_cached;
@@ -91,14 +97,14 @@ static uint64_t now_ms(void)
  * a client sending a byte a second would hold the connection forever. */
 static void start_head_deadline(tt_conn *c)
 {
-    c->head_deadline = now_ms() + c->limits->header_timeout_ms;
+    c->mark_ms = now_ms() + c->limits->header_timeout_ms;
     set_read_timeout(c, c->limits->header_timeout_ms);
 }
 
 static void rearm_head_deadline(tt_conn *c)
 {
     uint64_t now = now_ms();
-    set_read_timeout(c, c->head_deadline > now ? c->head_deadline - now : 1);
+    set_read_timeout(c, c->mark_ms > now ? c->mark_ms - now : 1);
 }
 
 /* ---------------------------------------------------------------- parser */
@@ -469,6 +475,7 @@ static void next_request(tt_conn *c)
     c->requests++;
     parser_drop(c);                 /* an idle connection holds no parser */
     c->state = TT_CONN_IDLE;
+    c->mark_ms = now_ms();
     c->limits = &c->listen->servers[0]->limits;
     set_read_timeout(c, TT_KEEPALIVE_TIMEOUT_MS);
 }
@@ -760,8 +767,13 @@ static void conn_close(tt_conn *c)
         c->next->prev = c->prev;
     tt_nconns--;
 
-    if (c->bev)
+    if (c->compact) {
+        evutil_socket_t fd = event_get_fd(c->idle_ev);
+        event_free(c->idle_ev);
+        evutil_closesocket(fd);
+    } else if (c->bev) {
         bufferevent_free(c->bev);
+    }
     parser_drop(c);
     free(c);
     if (tt_closed_cb)
@@ -849,6 +861,93 @@ void *tt_req_palloc(tt_request *r, size_t n)
     return tt_arena_alloc(((tt_req *)r)->pool, n);
 }
 
+/* ---------------------------------------------------------------- idle compaction */
+
+/* A keep-alive connection idle for half a second gives up its bufferevent and
+ * buffers (about 950 bytes in libevent) and waits for its next request on a
+ * bare read event; the first byte brings the bufferevent back. Busy
+ * connections never pay for this, and many idle ones cost little: this is
+ * what keeps memory per idle connection near nginx's. */
+static int attach_bev(tt_conn *c, struct event_base *base, evutil_socket_t fd)
+{
+    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL)
+        return -1;
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    /* bufferevents start with writing on; ours writes directly (see
+     * conn_write_now) and turns it on only when the socket is full */
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
+    c->read_off = 0;
+    return 0;
+}
+
+static void compact_wake(evutil_socket_t fd, short what, void *arg)
+{
+    tt_conn *c = arg;
+    struct event_base *base = event_get_base(c->idle_ev);
+
+    event_free(c->idle_ev);
+    c->compact = 0;
+    c->bev = NULL;
+    if ((what & EV_TIMEOUT) || attach_bev(c, base, fd) != 0) {
+        evutil_closesocket(fd);     /* keep-alive timeout, or out of memory */
+        conn_close(c);
+        return;
+    }
+    uint64_t idle = now_ms() - c->mark_ms;
+    set_read_timeout(c, idle < TT_KEEPALIVE_TIMEOUT_MS ? TT_KEEPALIVE_TIMEOUT_MS - idle : 1);
+}
+
+static void compact(tt_conn *c, uint64_t now)
+{
+    struct event_base *base = bufferevent_get_base(c->bev);
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    struct event *ev = event_new(base, fd, EV_READ, compact_wake, c);
+    if (ev == NULL)
+        return;
+    bufferevent_setfd(c->bev, -1);  /* so freeing it does not close the socket */
+    bufferevent_free(c->bev);
+    c->idle_ev = ev;
+    c->compact = 1;
+    uint64_t idle = now - c->mark_ms;
+    uint64_t left = idle < TT_KEEPALIVE_TIMEOUT_MS ? TT_KEEPALIVE_TIMEOUT_MS - idle : 1;
+    struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
+    event_add(ev, &tv);
+}
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t now = now_ms();
+    size_t compacted = 0;
+
+    for (tt_conn *c = tt_conns; c != NULL; c = c->next) {
+        if (c->compact || c->state != TT_CONN_IDLE || now - c->mark_ms < TT_COMPACT_AFTER_MS)
+            continue;
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 || !output_empty(c))
+            continue;
+        compact(c, now);
+        compacted++;
+    }
+    /* Freed memory stays in the process until the allocator gives the pages
+     * back. Ask it to after a large batch (its cost grows with the heap, so
+     * not for every handful), and once more when parking has settled. */
+    static size_t untrimmed;
+    untrimmed += compacted;
+    if (untrimmed >= TT_TRIM_AFTER || (compacted == 0 && untrimmed > 0)) {
+        malloc_trim(0);
+        untrimmed = 0;
+    }
+}
+
+static void sweep_stop(void)
+{
+    if (tt_sweep != NULL) {
+        event_free(tt_sweep);
+        tt_sweep = NULL;
+    }
+}
+
 /* ---------------------------------------------------------------- the worker's view */
 
 void tt_conn_accept(struct event_base *base, const tt_config *cf, tt_listen *l,
@@ -859,11 +958,16 @@ void tt_conn_accept(struct event_base *base, const tt_config *cf, tt_listen *l,
         evutil_closesocket(fd);
         return;
     }
-    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
+    if (attach_bev(c, base, fd) != 0) {
         evutil_closesocket(fd);
         free(c);
         return;
+    }
+    if (tt_sweep == NULL && !tt_graceful) {
+        struct timeval tv = { 0, TT_SWEEP_MS * 1000 };
+        tt_sweep = event_new(base, -1, EV_PERSIST, sweep_cb, NULL);
+        if (tt_sweep != NULL)
+            event_add(tt_sweep, &tv);
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -884,11 +988,6 @@ void tt_conn_accept(struct event_base *base, const tt_config *cf, tt_listen *l,
 
     c->state = TT_CONN_HEAD;
     start_head_deadline(c);     /* from accept: a silent client is cut off too */
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    /* bufferevents start with writing on; ours writes directly (see
-     * conn_write_now) and turns it on only when the socket is full */
-    bufferevent_disable(c->bev, EV_WRITE);
-    bufferevent_enable(c->bev, EV_READ);
 }
 
 size_t tt_conn_active(void)
@@ -899,6 +998,7 @@ size_t tt_conn_active(void)
 void tt_conn_graceful(void)
 {
     tt_graceful = 1;
+    sweep_stop();
     tt_conn *c = tt_conns;
     while (c != NULL) {
         tt_conn *next = c->next;
@@ -917,6 +1017,7 @@ void tt_conn_graceful(void)
 
 void tt_conn_close_all(void)
 {
+    sweep_stop();
     while (tt_conns != NULL)
         conn_close(tt_conns);
     while (pool_cached > 0)

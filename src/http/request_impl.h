@@ -64,11 +64,14 @@ enum tt_conn_state {
 };
 
 struct tt_conn {
-    struct bufferevent *bev;
+    union {
+        struct bufferevent *bev;        /* normally */
+        struct event       *idle_ev;    /* compact: idle for a while, see conn.c */
+    };
     tt_listen          *listen;
     tt_conn            *prev, *next;    /* every connection of the worker */
     tt_parser          *parser;         /* only while a request is in flight */
-    uint64_t            head_deadline;  /* monotonic ms by which the head must be in */
+    uint64_t            mark_ms;        /* HEAD: the head's deadline; IDLE: idle since (monotonic ms) */
     tt_req             *req;
     const tt_limits    *limits;         /* of the chosen server */
     enum tt_conn_state  state;
@@ -79,6 +82,7 @@ struct tt_conn {
     unsigned            dead:1;         /* closed while in process_input */
     unsigned            lingering:1;    /* shut for writing, dropping input */
     unsigned            read_off:1;     /* EV_READ off: we cannot use more input */
+    unsigned            compact:1;      /* idle_ev instead of bev */
     /* binary, formatted per request: 56 bytes instead of 100 per idle
      * connection */
     tt_sockaddr         remote;

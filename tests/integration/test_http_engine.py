@@ -49,6 +49,38 @@ def test_keep_alive_serves_several_requests_on_one_connection(srv):
         assert c.open_after(0.3), "the server closed a keep-alive connection"
 
 
+def test_keep_alive_connection_idle_a_while_still_serves(srv):
+    # after a second idle tutti parks the connection on a bare read event
+    # (doc/http.md); the next request must not notice
+    with Conn(srv.port) as c:
+        c.send(req("GET", "/hello/first"))
+        assert c.read_response().body == b"Hello, first!\n"
+        time.sleep(2.0)
+        c.send(req("GET", "/hello/second"))
+        assert c.read_response().body == b"Hello, second!\n"
+        # and with a body, after another idle spell
+        time.sleep(1.6)
+        body = os.urandom(300000)
+        c.send(req("POST", "/echo/", headers=[f"Content-Length: {len(body)}"], body=body))
+        r = c.read_response()
+        assert (r.status, sha(r.body)) == (200, sha(body))
+
+
+def test_many_idle_connections_all_still_serve(srv):
+    conns = [Conn(srv.port) for _ in range(50)]
+    try:
+        for i, c in enumerate(conns):
+            c.send(req("GET", f"/hello/{i}"))
+            assert c.read_response().status == 200
+        time.sleep(1.6)
+        for i, c in enumerate(conns):
+            c.send(req("GET", f"/hello/again{i}"))
+            assert c.read_response().body == f"Hello, again{i}!\n".encode()
+    finally:
+        for c in conns:
+            c.close()
+
+
 def test_pipelined_requests_are_answered_in_order(srv):
     with Conn(srv.port) as c:
         c.send(req("GET", "/hello/one") + req("GET", "/healthz") + req("GET", "/hello/three"))
