@@ -4,10 +4,14 @@
  *        IDLE (keep-alive) | DISCARD (unread body, then IDLE) | close
  *
  * One request is served at a time; pipelined requests wait in the input
- * buffer, whose high watermark stops reading from the socket, so a client
- * can never make us buffer more than a bounded amount. Nothing here calls
- * itself back: the parser, handlers and libevent callbacks only set state,
- * and conn_advance() moves the connection on from the outermost frame.
+ * buffer, and update_reading() stops reading from the socket once a little
+ * is buffered, so a client can never make us hold more than a bounded
+ * amount. Responses are written straight to the socket (conn_write_now);
+ * the bufferevent's own writing only takes over when the socket is full.
+ * Nothing here calls itself back: the parser, handlers and libevent
+ * callbacks only set state, and process_input() moves the connection on
+ * from the outermost frame. A connection idle for a while is parked without
+ * its bufferevent (compact()).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -28,12 +32,12 @@
 #include "module.h"
 
 #define TT_LINGER_MS              2000    /* read and drop after an error response */
-#define TT_READ_HIGH_WATER        (64 * 1024)
+#define TT_READ_HIGH_WATER        (64 * 1024) /* input held while we cannot use it */
 #define TT_BODY_SLICE             (16 * 1024) /* body bytes fed per parser call */
 #define TT_POOL_CACHE             64
 #define TT_COMPACT_AFTER_MS       500     /* idle this long: drop the bufferevent */
 #define TT_SWEEP_MS               250
-#define TT_TRIM_AFTER             256     /* compacted in one sweep: return memory */
+#define TT_TRIM_AFTER             256     /* parked since the last trim: return memory */
 
 static tt_conn *tt_conns;
 static size_t   tt_nconns;
@@ -734,9 +738,13 @@ static void conn_finish_close(tt_conn *c)
 {
     if (c->lingering)
         return;
+    if (c->bev == NULL) {
+        conn_close(c);
+        return;
+    }
     int unread = (c->parser != NULL && (c->parser->started || !c->parser->message_done)) ||
                  evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
-    if (!unread || c->peer_closed || c->bev == NULL) {
+    if (!unread || c->peer_closed) {
         conn_close(c);
         return;
     }
@@ -744,7 +752,6 @@ static void conn_finish_close(tt_conn *c)
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     shutdown(fd, SHUT_WR);
     bufferevent_setcb(c->bev, linger_read, NULL, linger_event, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     set_read_timeout(c, TT_LINGER_MS);      /* linger_event closes on it */
     bufferevent_enable(c->bev, EV_READ);
     linger_read(c->bev, c);
