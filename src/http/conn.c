@@ -105,10 +105,17 @@ static void start_head_deadline(tt_conn *c)
     set_read_timeout(c, c->limits->header_timeout_ms);
 }
 
-static void rearm_head_deadline(tt_conn *c)
+/* what is left until the monotonic time `at`; never 0, which means "no
+ * timeout" to set_read_timeout */
+static uint64_t ms_until(uint64_t at)
 {
     uint64_t now = now_ms();
-    set_read_timeout(c, c->mark_ms > now ? c->mark_ms - now : 1);
+    return at > now ? at - now : 1;
+}
+
+static void rearm_head_deadline(tt_conn *c)
+{
+    set_read_timeout(c, ms_until(c->mark_ms));
 }
 
 /* ---------------------------------------------------------------- parser */
@@ -273,13 +280,9 @@ static void req_end(tt_conn *c)
         q->body_cb(&q->pub, NULL, 0, TT_BODY_ERROR, q->body_arg);
     }
 
-    const char *ref = tt_req_header(&q->pub, "Referer", NULL);
-    const char *ua = tt_req_header(&q->pub, "User-Agent", NULL);
     size_t reflen = 0, ualen = 0;
-    if (ref)
-        tt_req_header(&q->pub, "Referer", &reflen);
-    if (ua)
-        tt_req_header(&q->pub, "User-Agent", &ualen);
+    const char *ref = tt_req_header(&q->pub, "Referer", &reflen);
+    const char *ua = tt_req_header(&q->pub, "User-Agent", &ualen);
     uint64_t now = now_usec();
     tt_access_entry e = {
         .remote_addr = q->pub.remote_addr,
@@ -495,10 +498,11 @@ static void conn_advance(tt_conn *c)
             return;
         int keep = q->keepalive && !q->truncated && !c->closing && !tt_graceful;
         int body_pending = !c->parser->message_done;
-        int unanswered_continue = q->pub.has_body && !q->body_reading;
+        /* asked for 100-continue, never got it: the client may or may not
+         * send the body now, so the connection cannot be read further */
+        int unanswered_continue = c->parser->head.expect_continue && !q->body_reading;
         req_end(c);
-        if (!keep || (body_pending && unanswered_continue &&
-                      tt_head_get(&c->parser->head, "Expect", NULL) != NULL)) {
+        if (!keep || (body_pending && unanswered_continue)) {
             conn_close_after_flush(c);
             return;
         }
@@ -902,11 +906,10 @@ static void compact_wake(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
-    uint64_t idle = now_ms() - c->mark_ms;
-    set_read_timeout(c, idle < TT_KEEPALIVE_TIMEOUT_MS ? TT_KEEPALIVE_TIMEOUT_MS - idle : 1);
+    set_read_timeout(c, ms_until(c->mark_ms + TT_KEEPALIVE_TIMEOUT_MS));
 }
 
-static void compact(tt_conn *c, uint64_t now)
+static void compact(tt_conn *c)
 {
     struct event_base *base = bufferevent_get_base(c->bev);
     evutil_socket_t fd = bufferevent_getfd(c->bev);
@@ -917,8 +920,7 @@ static void compact(tt_conn *c, uint64_t now)
     bufferevent_free(c->bev);
     c->idle_ev = ev;
     c->compact = 1;
-    uint64_t idle = now - c->mark_ms;
-    uint64_t left = idle < TT_KEEPALIVE_TIMEOUT_MS ? TT_KEEPALIVE_TIMEOUT_MS - idle : 1;
+    uint64_t left = ms_until(c->mark_ms + TT_KEEPALIVE_TIMEOUT_MS);
     struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
     event_add(ev, &tv);
 }
@@ -933,7 +935,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 || !output_empty(c))
             continue;
-        compact(c, now);
+        compact(c);
         compacted++;
     }
     /* Freed memory stays in the process until the allocator gives the pages
