@@ -160,12 +160,13 @@ int tt_static_autoindex(tt_request *r, const tt_static_conf *conf, const char *p
     const tt_api *api = tt_static_api;
     int fd = tt_fcache_open_dir(conf->cache, path, len);
     if (fd < 0)
-        return errno == ENOENT || errno == ENOTDIR ? 404 : 403;
+        return tt_static_error(r, conf, errno == ENOENT || errno == ENOTDIR ? 404 : 403,
+                               NULL, NULL);
 
     tt_dirent *ents = NULL;
     long n = read_entries(fd, conf, &ents);
     if (n < 0)
-        return 403;
+        return tt_static_error(r, conf, 403, NULL, NULL);
 
     tt_text t = { 0 };
     text_str(&t, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");

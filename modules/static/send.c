@@ -34,16 +34,29 @@ static const char *reason(int status)
     }
 }
 
-int tt_static_error(tt_request *r, int status, const char *hname, const char *hvalue)
+static size_t add(tt_header *h, size_t n, const char *name, const char *value, size_t len)
+{
+    h[n] = (tt_header){ name, strlen(name), value, len };
+    return n + 1;
+}
+
+int tt_static_error(tt_request *r, const tt_static_conf *conf, int status,
+                    const char *hname, const char *hvalue)
 {
     const tt_api *api = tt_static_api;
     char body[64];
     int len = snprintf(body, sizeof(body), "%d %s\n", status, reason(status));
-    tt_header h[2] = {
-        { "Content-Type", 12, "text/plain; charset=utf-8", 25 },
-        { hname, hname ? strlen(hname) : 0, hvalue, hvalue ? strlen(hvalue) : 0 },
-    };
-    if (api->start(r, status, h, hname ? 2 : 1, len) != 0)
+    tt_header h[3];
+    size_t n = 0;
+
+    n = add(h, n, "Content-Type", "text/plain; charset=utf-8", 25);
+    if (hname != NULL)
+        n = add(h, n, hname, hvalue, strlen(hvalue));
+    /* on a precompressed route even an error may depend on the encoding
+     * (a 416 counts the .gz's bytes): caches must keep them apart */
+    if (conf != NULL && conf->precompressed)
+        n = add(h, n, "Vary", "Accept-Encoding", 15);
+    if (api->start(r, status, h, n, len) != 0)
         return TT_ERROR;
     api->write(r, body, (size_t)len);
     api->finish(r);
@@ -73,12 +86,6 @@ static int body(tt_request *r, const tt_sfile *f, uint64_t off, uint64_t len)
     if (fd < 0)
         return -1;
     return api->sendfile(r, fd, (int64_t)off, (int64_t)len, 1);
-}
-
-static size_t add(tt_header *h, size_t n, const char *name, const char *value, size_t len)
-{
-    h[n] = (tt_header){ name, strlen(name), value, len };
-    return n + 1;
 }
 
 /* A boundary no file is likely to contain: random per worker, numbered per
@@ -177,7 +184,7 @@ int tt_static_send(tt_request *r, const tt_static_conf *conf, const tt_sfile *f,
         api->finish(r);
         return TT_OK;
     case TT_COND_FAILED:
-        return tt_static_error(r, 412, NULL, NULL);
+        return tt_static_error(r, conf, 412, NULL, NULL);
     case TT_COND_PROCEED:
         break;
     }
@@ -200,7 +207,7 @@ int tt_static_send(tt_request *r, const tt_static_conf *conf, const tt_sfile *f,
         switch (tt_range_parse(range, range_len, f->size, rg, TT_STATIC_MAX_PARTS, &nr)) {
         case TT_RANGE_UNSATISFIABLE:
             snprintf(cr, sizeof(cr), "bytes */%" PRIu64, f->size);
-            return tt_static_error(r, 416, "Content-Range", cr);
+            return tt_static_error(r, conf, 416, "Content-Range", cr);
         case TT_RANGE_OK:
             if (nr > 1)
                 return send_multipart(r, f, h, n, type, rg, nr);

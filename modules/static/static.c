@@ -11,6 +11,7 @@
  * doc/static.md is the user's side of it.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +26,34 @@ const tt_mime *tt_static_mime;
 static tt_fcache **worker_caches;
 static size_t      worker_ncaches;
 
-static void *zalloc(size_t n)
+/* The process-wide type table's memory: every block on one list, so that
+ * all of it goes back when the process exits (the table replaces its arrays
+ * as it grows, and LeakSanitizer would count the old ones). */
+typedef struct tt_block {
+    struct tt_block *next;
+    max_align_t      data[];
+} tt_block;
+
+static tt_block *mime_blocks;
+
+static void *mime_alloc(size_t n)
 {
-    return calloc(1, n);
+    tt_block *b = calloc(1, sizeof(*b) + n);
+    if (b == NULL)
+        return NULL;
+    b->next = mime_blocks;
+    mime_blocks = b;
+    return b->data;
+}
+
+__attribute__((destructor)) static void mime_free_all(void)
+{
+    while (mime_blocks != NULL) {
+        tt_block *b = mime_blocks;
+        mime_blocks = b->next;
+        free(b);
+    }
+    tt_static_mime = NULL;
 }
 
 static int static_load(const tt_api *api)
@@ -40,7 +66,7 @@ static int static_load(const tt_api *api)
 
     /* Once per process and never freed: the table is read-only and shared
      * by every config and worker. */
-    tt_mime *m = tt_mime_new(zalloc);
+    tt_mime *m = tt_mime_new(mime_alloc);
     if (m == NULL)
         return -1;
     if (tt_mime_load_file(m, "/etc/mime.types") != 0 && errno != ENOENT)
@@ -191,9 +217,13 @@ static int conf_types(const tt_conf_node *v, tt_static_conf *conf, tt_errbuf *er
                             "without the dot, such as wasm", v->keys[i]->value);
             return -1;
         }
-        if (conf_type_value(v->items[i], &type, err) != 0 ||
-            tt_mime_set(conf->types, ext, type) != 0)
+        if (conf_type_value(v->items[i], &type, err) != 0)
             return -1;
+        if (tt_mime_set(conf->types, ext, type) != 0) {
+            api->conf_error(err, v->keys[i], "'%s' is not an extension tutti can use; "
+                            "write letters and digits, at most 63", v->keys[i]->value);
+            return -1;
+        }
     }
     return 0;
 }
@@ -392,7 +422,7 @@ static int serve_file(tt_request *r, tt_static_conf *conf, tt_sfile *f,
 /* 301 to the directory's URL with its slash: built from the decoded path
  * (re-encoded), never from the raw target, so "//evil.example/" cannot
  * become a redirect to another host. */
-static int redirect_dir(tt_request *r)
+static int redirect_dir(tt_request *r, const tt_static_conf *conf)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t cap = r->path_len * 3 + 2 + (r->query_len ? r->query_len + 1 : 0) + 1;
@@ -418,16 +448,16 @@ static int redirect_dir(tt_request *r)
         o += r->query_len;
     }
     *o = '\0';
-    return tt_static_error(r, 301, "Location", loc);
+    return tt_static_error(r, conf, 301, "Location", loc);
 }
 
 static int not_found(tt_request *r, tt_static_conf *conf)
 {
     if (conf->fallback == NULL)
-        return 404;
+        return tt_static_error(r, conf, 404, NULL, NULL);
     tt_sfile *f = tt_fcache_get(conf->cache, r, conf->fallback, conf->fallback_len);
     if (f->kind != TT_SFILE_FILE)
-        return 404;
+        return tt_static_error(r, conf, 404, NULL, NULL);
     return serve_file(r, conf, f, conf->fallback, conf->fallback_len);
 }
 
@@ -438,7 +468,7 @@ static int failed(tt_request *r, tt_static_conf *conf, const tt_sfile *f,
     case TT_SFILE_MISSING:
         return not_found(r, conf);
     case TT_SFILE_FORBIDDEN:
-        return 403;
+        return tt_static_error(r, conf, 403, NULL, NULL);
     default:
         tt_static_api->log(TT_LOG_ERROR, "static: %s/%.*s: %s", conf->dir, (int)len, key,
                            strerror(f->err));
@@ -470,7 +500,7 @@ static int serve_dir(tt_request *r, tt_static_conf *conf, const char *key, size_
     }
     if (conf->autoindex)
         return tt_static_autoindex(r, conf, key, len);
-    return 403;
+    return tt_static_error(r, conf, 403, NULL, NULL);
 }
 
 static int static_handle(tt_request *r, void *route_conf)
@@ -478,7 +508,7 @@ static int static_handle(tt_request *r, void *route_conf)
     tt_static_conf *conf = route_conf;
 
     if (!(r->method_len == 3 && memcmp(r->method, "GET", 3) == 0) && !r->is_head)
-        return tt_static_error(r, 405, "Allow", "GET, HEAD");
+        return tt_static_error(r, conf, 405, "Allow", "GET, HEAD");
 
     if (conf->cache == NULL) {          /* this worker's first request here */
         tt_fcache **grown = realloc(worker_caches, (worker_ncaches + 1) * sizeof(*grown));
@@ -508,7 +538,7 @@ static int static_handle(tt_request *r, void *route_conf)
         len--;
 
     if (!conf->dotfiles && has_dot_segment(key, len))
-        return 403;
+        return tt_static_error(r, conf, 403, NULL, NULL);
 
     tt_sfile *f = tt_fcache_get(conf->cache, r, key, len);
     switch (f->kind) {
@@ -518,7 +548,7 @@ static int static_handle(tt_request *r, void *route_conf)
         return serve_file(r, conf, f, key, len);
     case TT_SFILE_DIR:
         if (!want_dir)
-            return redirect_dir(r);
+            return redirect_dir(r, conf);
         return serve_dir(r, conf, key, len);
     default:
         return failed(r, conf, f, key, len);

@@ -92,8 +92,10 @@ int        tt_fcache_open_dir(tt_fcache *fc, const char *path, size_t len);
  * type); encoding "br", "gzip" or NULL when f is the file itself. */
 int tt_static_send(tt_request *r, const tt_static_conf *conf, const tt_sfile *f,
                    const char *name, size_t name_len, const char *encoding);
-/* A short error page with one extra header (Allow, Content-Range), or none. */
-int tt_static_error(tt_request *r, int status, const char *hname, const char *hvalue);
+/* A short error page with one extra header (Allow, Location, Content-Range)
+ * or none, and Vary on a precompressed route. */
+int tt_static_error(tt_request *r, const tt_static_conf *conf, int status,
+                    const char *hname, const char *hvalue);
 
 /* autoindex.c: the HTML listing of the directory `path` (relative, may be
  * ""), for the URL path url. */

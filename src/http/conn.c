@@ -539,6 +539,14 @@ static int conn_write_now(tt_conn *c)
     evbuffer_freeze(out, 1);
     if (evbuffer_get_length(out) == 0)
         return 1;
+    if (n == 0 && errno == 0) {
+        /* sendfile wrote nothing and failed with nothing (libevent turns
+         * its EAGAIN into 0 too, but then errno says so): the file ended
+         * before the range queued did (see event_cb) */
+        tt_log(TT_LOG_WARN, "a file being sent shrank; closing the connection");
+        conn_close(c);
+        return 0;
+    }
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         conn_close(c);              /* reset or broken pipe: the client left */
         return 0;
@@ -705,6 +713,21 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
             }
         }
         conn_close(c);              /* idle keep-alive, silent client, stuck writes */
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_WRITING)) {
+        /* libevent's writer saw a write of 0 bytes. Its sendfile path
+         * reports EAGAIN that way (errno tells): write again when the
+         * socket lets us. Otherwise sendfile found its file shorter than
+         * the range queued (truncated since it was opened): the response
+         * cannot be completed, and nothing else would drain the buffer. */
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            bufferevent_enable(bev, EV_WRITE);
+            return;
+        }
+        tt_log(TT_LOG_WARN, "a file being sent to %s shrank; closing the connection",
+               q != NULL ? q->pub.remote_addr : "a client");
+        conn_close(c);
         return;
     }
     if (what & BEV_EVENT_EOF) {
