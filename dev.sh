@@ -6,7 +6,7 @@
 #                     under ASan+UBSan, then the fuzzers for a bounded time
 #   ./dev.sh build    configure (out of tree, in _build/) + make + make install into _dev/
 #   ./dev.sh deps     install the Debian packages the build and tests need
-#   ./dev.sh fuzz [request|config]   build the fuzzers and run them (FUZZ_SECONDS each)
+#   ./dev.sh fuzz [request|config|static]   build the fuzzers and run them (FUZZ_SECONDS each)
 #   ./dev.sh bench    bench/run: tutti against nginx on this machine
 #   ./dev.sh clean    remove every build directory
 #
@@ -186,7 +186,8 @@ sanitized() {
 fuzz_build() {
     autogen
     configure_in _build-fuzz CC=clang --enable-fuzz --prefix="$ROOT/_dev-fuzz"
-    make -C _build-fuzz -j"$JOBS" tests/fuzz/fuzz_request tests/fuzz/fuzz_config
+    make -C _build-fuzz -j"$JOBS" tests/fuzz/fuzz_request tests/fuzz/fuzz_config \
+        tests/fuzz/fuzz_static
 }
 
 # fuzz NAME: run tests/fuzz/fuzz_NAME for FUZZ_SECONDS on a copy of its seed
@@ -195,7 +196,7 @@ fuzz() {
     local name=$1
     local bin=_build-fuzz/tests/fuzz/fuzz_$name seeds=tests/fuzz/corpus/$name
     local work=_build-fuzz/run/$name rc=0
-    [ -x "$bin" ] || { echo "dev.sh: no fuzzer $bin (known: request, config)" >&2; return 1; }
+    [ -x "$bin" ] || { echo "dev.sh: no fuzzer $bin (known: request, config, static)" >&2; return 1; }
     rm -rf "$work"
     mkdir -p "$work/corpus" "$work/crashes"
     if [ -d "$seeds" ]; then
@@ -220,7 +221,7 @@ fuzz() {
 # ./dev.sh fuzz [NAME...]: the fuzzers alone, outside the test stages
 fuzz_only() {
     local name names=("$@")
-    [ $# -gt 0 ] || names=(request config)
+    [ $# -gt 0 ] || names=(request config static)
     deps
     fuzz_build
     for name in "${names[@]}"; do
@@ -254,9 +255,11 @@ test_all() {
     if [ $STAGE_OK = 1 ]; then
         stage "fuzz request (${FUZZ_SECONDS}s)" fuzz request
         stage "fuzz config (${FUZZ_SECONDS}s)" fuzz config
+        stage "fuzz static (${FUZZ_SECONDS}s)" fuzz static
     else
         stage_skipped "fuzz request" "fuzzer build failed"
         stage_skipped "fuzz config" "fuzzer build failed"
+        stage_skipped "fuzz static" "fuzzer build failed"
     fi
 
     local i passed=0 failed=0

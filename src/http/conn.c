@@ -466,6 +466,29 @@ static int output_empty(tt_conn *c)
     return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
 }
 
+/* While a response with a file goes out, the socket is corked (nginx's
+ * tcp_nopush): the head and the first of the file share full-sized
+ * segments instead of the head leaving alone in a small one, and sendfile's
+ * pieces are not pushed one by one. Uncorked as soon as everything queued
+ * has been written, which sends the tail at once. */
+void tt_conn_cork(tt_conn *c)
+{
+    int one = 1;
+    if (c->corked)
+        return;
+    if (setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_CORK, &one, sizeof(one)) == 0)
+        c->corked = 1;
+}
+
+static void uncork(tt_conn *c)
+{
+    int zero = 0;
+    if (!c->corked)
+        return;
+    setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_CORK, &zero, sizeof(zero));
+    c->corked = 0;
+}
+
 /* Flush what is queued, then close; after an error the client may still be
  * sending, so read and drop for a moment rather than reset the connection
  * under our own response (nginx's lingering close). */
@@ -537,8 +560,10 @@ static int conn_write_now(tt_conn *c)
         n = evbuffer_write(out, bufferevent_getfd(c->bev));
     }
     evbuffer_freeze(out, 1);
-    if (evbuffer_get_length(out) == 0)
+    if (evbuffer_get_length(out) == 0) {
+        uncork(c);
         return 1;
+    }
     if (n == 0 && errno == 0) {
         /* sendfile wrote nothing and failed with nothing (libevent turns
          * its EAGAIN into 0 too, but then errno says so): the file ended
@@ -673,8 +698,10 @@ static void write_cb(struct bufferevent *bev, void *arg)
 {
     tt_conn *c = arg;
 
-    if (output_empty(c))
+    if (output_empty(c)) {
         bufferevent_disable(bev, EV_WRITE);     /* direct writes again */
+        uncork(c);
+    }
 
     if (c->state == TT_CONN_CLOSING) {
         if (output_empty(c))

@@ -83,6 +83,7 @@ struct tt_conn {
     unsigned            lingering:1;    /* shut for writing, dropping input */
     unsigned            read_off:1;     /* EV_READ off: we cannot use more input */
     unsigned            compact:1;      /* idle_ev instead of bev */
+    unsigned            corked:1;       /* TCP_CORK on while a file is sent */
     /* binary, formatted per request: 56 bytes instead of 100 per idle
      * connection */
     tt_sockaddr         remote;
@@ -105,6 +106,7 @@ int    tt_resp_error(tt_req *q, int status, const tt_header *extra, size_t nextr
 /* conn.c, for response.c and api.c */
 void   tt_conn_response_finished(tt_conn *c);   /* finish() was called */
 void   tt_conn_output_added(tt_conn *c);         /* bytes queued for the client */
+void   tt_conn_cork(tt_conn *c);                 /* a file follows: full segments only */
 int    tt_body_read(tt_request *r, tt_body_cb cb, void *arg);
 void   tt_body_pause(tt_request *r, int paused);
 void   tt_req_on_close(tt_request *r, tt_request_cb cb, void *arg);

@@ -207,6 +207,7 @@ int tt_resp_sendfile(tt_request *r, int fd, int64_t off, int64_t len, int close_
         int n = snprintf(size, sizeof(size), "%" PRIx64 "\r\n", len);
         evbuffer_add(out, size, (size_t)n);
     }
+    tt_conn_cork(c);
     int rc = evbuffer_add_file_segment(out, seg, 0, len);
     evbuffer_file_segment_free(seg);        /* the buffer holds its own reference */
     if (q->chunked)
