@@ -31,6 +31,11 @@ static struct event_base *api_event_base(void)
     return tt_worker_base;
 }
 
+static int api_worker_count(void)
+{
+    return tt_worker_count();
+}
+
 const tt_api tt_module_api = {
     .abi = TT_MODULE_ABI,
     .size = sizeof(tt_api),
@@ -59,4 +64,6 @@ const tt_api tt_module_api = {
     .pause_body = tt_body_pause,
     .on_close = tt_req_on_close,
     .event_base = api_event_base,
+    .set_rate = tt_req_set_rate,
+    .worker_count = api_worker_count,
 };

@@ -44,8 +44,14 @@ static struct {
     struct event           *check;      /* "is every connection gone?" */
     size_t                  ninit;      /* modules whose init_worker succeeded */
     int                     stopping;   /* 0, SIGQUIT or SIGTERM */
-    int                     paused;
+    int                     paused;     /* out of descriptors: accept later */
+    int                     full;       /* at keepalive max_connections */
 } tt_w;
+
+int tt_worker_count(void)
+{
+    return tt_w.cf != NULL && tt_w.cf->workers > 0 ? tt_w.cf->workers : 1;
+}
 
 static void ms_to_tv(uint64_t ms, struct timeval *tv)
 {
@@ -54,12 +60,6 @@ static void ms_to_tv(uint64_t ms, struct timeval *tv)
 }
 
 /* ---------------------------------------------------------------- accepting */
-
-static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-                      struct sockaddr *sa, int salen, void *arg)
-{
-    tt_conn_accept(tt_worker_base, tt_w.cf, arg, fd, sa, salen);
-}
 
 static void listeners_enable(int on)
 {
@@ -73,10 +73,34 @@ static void listeners_enable(int on)
     }
 }
 
+/* keepalive max_connections: at the limit the worker stops accepting, and
+ * new connections wait in the kernel's listen backlog (or go to another
+ * worker) until one of ours closes. */
+static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+    tt_conn_accept(tt_worker_base, tt_w.cf, arg, fd, sa, salen);
+    uint32_t max = tt_w.cf->max_connections;
+    if (max > 0 && !tt_w.full && tt_conn_active() >= max) {
+        tt_w.full = 1;
+        listeners_enable(0);
+    }
+}
+
+static void room_again(void)
+{
+    uint32_t max = tt_w.cf->max_connections;
+    if (!tt_w.full || tt_conn_active() >= max)
+        return;
+    tt_w.full = 0;
+    if (!tt_w.paused && !tt_w.stopping)
+        listeners_enable(1);
+}
+
 static void resume_cb(evutil_socket_t fd, short what, void *arg)
 {
     tt_w.paused = 0;
-    if (!tt_w.stopping)
+    if (!tt_w.stopping && !tt_w.full)
         listeners_enable(1);
 }
 
@@ -154,6 +178,7 @@ static void listeners_close(void)
  * Deferred to its own event so the connection is fully gone by then. */
 static void on_conn_closed(void)
 {
+    room_again();
     if (tt_w.stopping && tt_w.check != NULL)
         event_active(tt_w.check, EV_TIMEOUT, 0);
 }
@@ -229,6 +254,7 @@ static void worker_exit(int code)
             m->exit_worker(tt_w.cf->main_confs[i]);
     }
     tt_conn_on_closed(NULL);
+    tt_rate_free_all();
     for (size_t i = 0; i < TT_NSIGNALS; i++) {
         if (tt_w.sig[i] != NULL)
             event_free(tt_w.sig[i]);

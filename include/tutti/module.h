@@ -34,13 +34,15 @@
 
 /* Bumped whenever a field is added to the public structs. */
 #define TT_REQUEST_FIELDS 27
-#define TT_API_SLOTS      30
+#define TT_API_SLOTS      32
 
 #define TT_MODULE_HANDLER 1     /* route_key names the route's one handler */
 #define TT_MODULE_FILTER  2     /* route_key names a filter run before it */
 
 /* flags */
 #define TT_MODULE_GLOBAL_SYMBOLS 0x1  /* dlopen with RTLD_GLOBAL (embeds CPython) */
+#define TT_MODULE_KEEPALIVE_POLICY 0x2 /* main_conf and server_confs are tt_keepalive
+                                        * policies the core enforces */
 
 /* read_body() callback status */
 #define TT_BODY_DATA   0        /* data, more follows */
@@ -103,12 +105,22 @@ struct tt_api {
     int  (*read_body)(tt_request *r, tt_body_cb cb, void *arg);
     void (*pause_body)(tt_request *r, int paused);
 
-    /* called once just before r is freed, after a normal end or an abort */
+    /* called once just before r is freed, after a normal end or an abort;
+     * every call adds a hook (filters and the handler may each have one),
+     * and the last added runs first */
     void (*on_close)(tt_request *r, tt_request_cb cb, void *arg);
 
     struct event_base *(*event_base)(void);    /* this worker's loop */
 
-    void *spare[16];
+    /* Speed limits for the rest of this request, in bytes per second on its
+     * connection (0: unlimited); the first download_after bytes of the
+     * response go at full speed. Lifted when the request ends. */
+    int  (*set_rate)(tt_request *r, uint64_t download, uint64_t upload,
+                     uint64_t download_after);
+    /* worker processes of the running config (`workers:` resolved) */
+    int  (*worker_count)(void);
+
+    void *spare[14];
 };
 
 struct tt_module {
@@ -138,7 +150,13 @@ struct tt_module {
     /* in every worker before it exits */
     void (*exit_worker)(void *main_conf);
 
-    void *spare[8];
+    /* a key the module owns inside each server block, or NULL; its node is
+     * handed to configure_server when a server has it */
+    const char         *server_key;
+    int  (*configure_server)(const tt_conf_node *node, void *main_conf,
+                             void **server_conf, tt_errbuf *err);
+
+    void *spare[6];
 };
 
 #define TT_MODULE_SYMBOL "tt_module_entry"

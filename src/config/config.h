@@ -69,6 +69,8 @@ typedef struct {
     uint64_t send_timeout_ms;
     uint64_t max_header_size;
     uint64_t max_body_size;
+    uint64_t keepalive_timeout_ms;      /* module keepalive, or the built-in 15 s */
+    uint32_t keepalive_max_requests;    /* 0: no limit */
 } tt_limits;
 
 typedef struct tt_loaded_module tt_loaded_module;   /* module.h */
@@ -145,6 +147,8 @@ typedef struct tt_config {
     const char     *access_log;     /* NULL = off; "stdout"; or an absolute path */
     int             access_log_format;
     tt_limits       limits;
+    uint32_t        max_idle;       /* module keepalive; 0: no limit */
+    uint32_t        max_connections;
 
     tt_server      *servers;
     size_t          nservers;

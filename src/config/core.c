@@ -44,7 +44,8 @@ static const tt_module tt_bundled[] = {
     TT_STANDIN("websocket", NULL,       0,                 "websocket", NULL),
     TT_STANDIN("proxy",     "proxy",    TT_MODULE_HANDLER, NULL,        NULL),
     TT_STANDIN("throttle",  "throttle", TT_MODULE_FILTER,  NULL,        NULL),
-    TT_STANDIN("keepalive", NULL,       0,                 "keepalive", NULL),
+    { .abi = TT_MODULE_ABI, .signature = TT_MODULE_SIGNATURE, .name = "keepalive",
+      .version = "bundled", .main_key = "keepalive", .server_key = "keepalive" },
     TT_STANDIN("status",    NULL,       0,                 NULL,        NULL),
     TT_STANDIN("hello",     "hello",    TT_MODULE_HANDLER, NULL,        NULL),
 };
@@ -399,8 +400,67 @@ static int configure_mains(tt_loader *ld)
         ld->err->msg[0] = '\0';
         if (m->configure_main(node, &cf->main_confs[i], ld->err) != 0)
             return module_failed(ld, m, node ? node : cf->root, m->main_key);
+        const tt_keepalive *ka = cf->main_confs[i];
+        if ((m->flags & TT_MODULE_KEEPALIVE_POLICY) && ka != NULL) {
+            cf->limits.keepalive_timeout_ms = ka->timeout_ms;
+            cf->limits.keepalive_max_requests = ka->max_requests;
+            cf->max_idle = ka->max_idle;
+            cf->max_connections = ka->max_connections;
+        }
     }
     return 0;
+}
+
+/* The keys of a server block that modules own (keepalive: {...}). */
+static int configure_server_keys(tt_loader *ld, const tt_conf_node *node, tt_server *s)
+{
+    tt_config *cf = ld->cf;
+
+    for (size_t i = 0; i < cf->nmodules; i++) {
+        const tt_module *m = cf->modules[i]->mod;
+        const tt_conf_node *v;
+        if (m->server_key == NULL || (v = get(node, m->server_key)) == NULL ||
+            m->configure_server == NULL)
+            continue;
+        void *server_conf = NULL;
+        ld->err->msg[0] = '\0';
+        if (m->configure_server(v, cf->main_confs[i], &server_conf, ld->err) != 0)
+            return module_failed(ld, m, v, m->server_key);
+        const tt_keepalive *ka = server_conf;
+        if ((m->flags & TT_MODULE_KEEPALIVE_POLICY) && ka != NULL) {
+            s->limits.keepalive_timeout_ms = ka->timeout_ms;
+            s->limits.keepalive_max_requests = ka->max_requests;
+        }
+    }
+    return 0;
+}
+
+/* Every key of a server is the core's, a loaded module's server_key, or
+ * wrong (with the module to add when a known one owns it). */
+static int check_server_keys(tt_loader *ld, const tt_conf_node *node)
+{
+    tt_config *cf = ld->cf;
+    size_t ncore = sizeof(server_keys) / sizeof(server_keys[0]) - 1;
+    const char **known = tt_arena_alloc(cf->arena, (ncore + cf->nmodules + 1) *
+                                        sizeof(*known));
+    if (known == NULL)
+        return oom(ld, node);
+    size_t n = 0;
+    for (size_t i = 0; i < ncore; i++)
+        known[n++] = server_keys[i];
+    for (size_t i = 0; i < cf->nmodules; i++)
+        if (cf->modules[i]->mod->server_key != NULL)
+            known[n++] = cf->modules[i]->mod->server_key;
+    known[n] = NULL;
+
+    for (size_t i = 0; i < node->n; i++) {
+        const tt_conf_node *key = node->keys[i];
+        if (in_list(key->value, known))
+            continue;
+        if (key_of_absent_module(ld, key, 0) != 0)
+            return -1;
+    }
+    return tt_conf_check_keys(node, "a server", known, ld->err) == 0 ? 0 : -1;
 }
 
 /* ---- the core's settings ---- */
@@ -508,6 +568,8 @@ static int parse_core_values(tt_loader *ld)
         .send_timeout_ms = 60000,
         .max_header_size = 16 * 1024,
         .max_body_size = 10 * 1024 * 1024,
+        .keepalive_timeout_ms = 15000,
+        .keepalive_max_requests = 1000,
     };
     cf->pid_file = tt_arena_printf(cf->arena, "%s/tutti.pid", cf->dir);
     if (cf->pid_file == NULL)
@@ -1202,7 +1264,7 @@ static int load_server(tt_loader *ld, const tt_conf_node *node, tt_server *s,
                           "remove it (HTTPS is planned)");
             return -1;
         }
-    if (tt_conf_check_keys(node, "a server", server_keys, ld->err) != 0)
+    if (check_server_keys(ld, node) != 0)
         return -1;
     if (load_listens(ld, node, s, p) != 0)
         return -1;
@@ -1212,7 +1274,8 @@ static int load_server(tt_loader *ld, const tt_conf_node *node, tt_server *s,
         return -1;
 
     s->limits = cf->limits;     /* then overridden key by key */
-    if (parse_limits(ld, get(node, "limits"), &s->limits) != 0)
+    if (parse_limits(ld, get(node, "limits"), &s->limits) != 0 ||
+        configure_server_keys(ld, node, s) != 0)
         return -1;
 
     const tt_conf_node *routes = get(node, "routes");

@@ -41,6 +41,9 @@
 
 static tt_conn *tt_conns;
 static size_t   tt_nconns;
+static tt_conn *tt_idle_head, *tt_idle_tail;   /* idle keep-alive, oldest first */
+static size_t   tt_nidle;
+static uint32_t tt_max_idle;                   /* keepalive max_idle; 0: no limit */
 static int      tt_graceful;
 static void   (*tt_closed_cb)(void);
 
@@ -300,8 +303,13 @@ static void req_end(tt_conn *c)
     };
     tt_access_log(&e);
 
-    if (q->close_cb)
-        q->close_cb(&q->pub, q->close_arg);
+    for (struct tt_close_hook *h = q->close_hooks; h != NULL; h = h->next)
+        h->cb(&q->pub, h->arg);
+    if (c->rate_limited && !c->compact) {
+        /* the next request on this connection may be on another route */
+        bufferevent_set_rate_limit(c->bev, NULL);
+        c->rate_limited = 0;
+    }
     pool_put(q->pool);
 }
 
@@ -500,14 +508,46 @@ static void conn_close_after_flush(tt_conn *c)
         conn_finish_close(c);
 }
 
+static void idle_remove(tt_conn *c)
+{
+    if (!c->on_idle_list)
+        return;
+    if (c->idle_prev) c->idle_prev->idle_next = c->idle_next; else tt_idle_head = c->idle_next;
+    if (c->idle_next) c->idle_next->idle_prev = c->idle_prev; else tt_idle_tail = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+    c->on_idle_list = 0;
+    tt_nidle--;
+}
+
+/* An idle keep-alive connection joins the end of the idle list; beyond
+ * max_idle the one idle the longest goes (a client reconnects, as after a
+ * keep-alive timeout). */
+static void idle_add(tt_conn *c)
+{
+    c->idle_prev = tt_idle_tail;
+    c->idle_next = NULL;
+    if (tt_idle_tail) tt_idle_tail->idle_next = c; else tt_idle_head = c;
+    tt_idle_tail = c;
+    c->on_idle_list = 1;
+    tt_nidle++;
+    while (tt_max_idle > 0 && tt_nidle > tt_max_idle && tt_idle_head != c) {
+        tt_conn *oldest = tt_idle_head;
+        idle_remove(oldest);
+        conn_close(oldest);
+    }
+}
+
+/* The response is done: wait for the next request. The keep-alive timeout
+ * is that of the server which answered; the next head is read under the
+ * listener's first server's limits until routing picks one. */
 static void next_request(tt_conn *c)
 {
     c->requests++;
     parser_drop(c);                 /* an idle connection holds no parser */
     c->state = TT_CONN_IDLE;
     c->mark_ms = now_ms();
-    c->limits = &c->listen->servers[0]->limits;
-    set_read_timeout(c, TT_KEEPALIVE_TIMEOUT_MS);
+    set_read_timeout(c, c->limits->keepalive_timeout_ms);
+    idle_add(c);
 }
 
 static void conn_advance(tt_conn *c)
@@ -552,6 +592,12 @@ static int conn_write_now(tt_conn *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     int n = 1;
 
+    if (c->rate_limited && evbuffer_get_length(out) > 0) {
+        /* only the bufferevent's own writing honours the speed limit */
+        bufferevent_enable(c->bev, EV_WRITE);
+        return 0;
+    }
+
     /* a socket bufferevent freezes the start of its output so that only it
      * drains it: thaw it for our write */
     evbuffer_unfreeze(out, 1);
@@ -593,7 +639,9 @@ static void parse_available(tt_conn *c)
         if (evbuffer_get_length(in) == 0)
             break;
         if (c->state == TT_CONN_IDLE) {
+            idle_remove(c);
             c->state = TT_CONN_HEAD;
+            c->limits = &c->listen->servers[0]->limits;
             start_head_deadline(c);
         }
         if (parser_get(c) == NULL) {
@@ -820,6 +868,7 @@ static void conn_close(tt_conn *c)
         return;
     }
     req_end(c);
+    idle_remove(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -896,11 +945,22 @@ void tt_body_pause(tt_request *r, int paused)
         process_input(q->c);
 }
 
+/* Every module on the request's way (filters, then the handler) may want
+ * to hear of its end: the hooks stack up, and the last one added runs
+ * first, so a handler cleans up before the filters that let it run. */
 void tt_req_on_close(tt_request *r, tt_request_cb cb, void *arg)
 {
     tt_req *q = (tt_req *)r;
-    q->close_cb = cb;
-    q->close_arg = arg;
+    struct tt_close_hook *h = tt_arena_alloc(q->pool, sizeof(*h));
+    if (h == NULL) {
+        tt_log(TT_LOG_ERROR, "out of memory registering a close hook for \"%s\"",
+               r->target);
+        return;
+    }
+    h->cb = cb;
+    h->arg = arg;
+    h->next = q->close_hooks;
+    q->close_hooks = h;
 }
 
 const char *tt_req_header(const tt_request *r, const char *name, size_t *len)
@@ -956,7 +1016,7 @@ static void compact_wake(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
-    set_read_timeout(c, ms_until(c->mark_ms + TT_KEEPALIVE_TIMEOUT_MS));
+    set_read_timeout(c, ms_until(c->mark_ms + c->limits->keepalive_timeout_ms));
 }
 
 static void compact(tt_conn *c)
@@ -970,7 +1030,7 @@ static void compact(tt_conn *c)
     bufferevent_free(c->bev);
     c->idle_ev = ev;
     c->compact = 1;
-    uint64_t left = ms_until(c->mark_ms + TT_KEEPALIVE_TIMEOUT_MS);
+    uint64_t left = ms_until(c->mark_ms + c->limits->keepalive_timeout_ms);
     struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
     event_add(ev, &tv);
 }
@@ -1044,6 +1104,7 @@ void tt_conn_accept(struct event_base *base, const tt_config *cf, tt_listen *l,
         tt_conns->prev = c;
     tt_conns = c;
     tt_nconns++;
+    tt_max_idle = cf->max_idle;
 
     c->state = TT_CONN_HEAD;
     start_head_deadline(c);     /* from accept: a silent client is cut off too */

@@ -20,4 +20,7 @@ void   tt_conn_close_all(void);
 /* called each time a connection closes (the worker checks for "all done") */
 void   tt_conn_on_closed(void (*cb)(void));
 
+/* rate.c: the speed limits' bucket configs, at worker exit */
+void tt_rate_free_all(void);
+
 #endif

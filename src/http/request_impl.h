@@ -9,10 +9,6 @@
 #include <tutti/tutti.h>
 #include "http/http.h"
 
-/* keepalive defaults of CONFIG.md, until module keepalive overrides them */
-#define TT_KEEPALIVE_TIMEOUT_MS   15000
-#define TT_KEEPALIVE_MAX_REQUESTS 1000
-
 typedef struct tt_conn tt_conn;
 
 typedef union {
@@ -21,6 +17,12 @@ typedef union {
     struct sockaddr_in6 in6;
 } tt_sockaddr;
 typedef struct tt_req  tt_req;
+
+struct tt_close_hook {
+    struct tt_close_hook *next;
+    tt_request_cb         cb;
+    void                 *arg;
+};
 
 struct tt_req {
     tt_request       pub;           /* first: modules get &pub */
@@ -51,8 +53,7 @@ struct tt_req {
 
     tt_request_cb    drain_cb;
     void            *drain_arg;
-    tt_request_cb    close_cb;
-    void            *close_arg;
+    struct tt_close_hook *close_hooks;  /* on_close callbacks, newest first */
 };
 
 enum tt_conn_state {
@@ -70,6 +71,7 @@ struct tt_conn {
     };
     tt_listen          *listen;
     tt_conn            *prev, *next;    /* every connection of the worker */
+    tt_conn            *idle_prev, *idle_next; /* idle ones, oldest first (max_idle) */
     tt_parser          *parser;         /* only while a request is in flight */
     uint64_t            mark_ms;        /* HEAD: the head's deadline; IDLE: idle since (monotonic ms) */
     tt_req             *req;
@@ -84,6 +86,8 @@ struct tt_conn {
     unsigned            read_off:1;     /* EV_READ off: we cannot use more input */
     unsigned            compact:1;      /* idle_ev instead of bev */
     unsigned            corked:1;       /* TCP_CORK on while a file is sent */
+    unsigned            rate_limited:1; /* a throttle's bucket is on the bufferevent */
+    unsigned            on_idle_list:1;
     /* binary, formatted per request: 56 bytes instead of 100 per idle
      * connection */
     tt_sockaddr         remote;
@@ -110,6 +114,8 @@ void   tt_conn_cork(tt_conn *c);                 /* a file follows: full segment
 int    tt_body_read(tt_request *r, tt_body_cb cb, void *arg);
 void   tt_body_pause(tt_request *r, int paused);
 void   tt_req_on_close(tt_request *r, tt_request_cb cb, void *arg);
+int    tt_req_set_rate(tt_request *r, uint64_t download, uint64_t upload,
+                       uint64_t download_after);
 const char *tt_req_header(const tt_request *r, const char *name, size_t *len);
 void  *tt_req_palloc(tt_request *r, size_t n);
 

@@ -87,8 +87,11 @@ int tt_resp_start(tt_request *r, int status, const tt_header *headers,
         else
             q->until_close = 1;
     }
-    q->keepalive = !c->closing && !q->until_close &&
-                   c->requests + 1 < TT_KEEPALIVE_MAX_REQUESTS;
+    /* the Nth response of max_requests is the last on this connection */
+    const tt_limits *l = c->limits;
+    q->keepalive = !c->closing && !q->until_close && l->keepalive_timeout_ms > 0 &&
+                   (l->keepalive_max_requests == 0 ||
+                    c->requests + 1 < l->keepalive_max_requests);
 
     struct evbuffer *out = bufferevent_get_output(c->bev);
     char head[1024];
