@@ -303,6 +303,7 @@ static void req_end(tt_conn *c)
     };
     tt_access_log(&e);
 
+    tt_spool_free(q);
     for (struct tt_close_hook *h = q->close_hooks; h != NULL; h = h->next)
         h->cb(&q->pub, h->arg);
     if (c->rate_limited && !c->compact) {
@@ -471,7 +472,18 @@ static void conn_fail(tt_conn *c, int status)
 
 static int output_empty(tt_conn *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+    return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+           (c->req == NULL || c->req->spool_head == NULL);
+}
+
+/* A spooled response (response.c) takes its next slice when the output
+ * runs low; a file that cannot be read ends the connection. */
+static int feed_spool(tt_conn *c)
+{
+    if (c->req == NULL || c->req->spool_head == NULL || tt_spool_feed(c->req) == 0)
+        return 0;
+    conn_close(c);
+    return -1;
 }
 
 /* While a response with a file goes out, the socket is corked (nginx's
@@ -592,6 +604,8 @@ static int conn_write_now(tt_conn *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     int n = 1;
 
+    if (feed_spool(c) != 0)
+        return 0;
     if (c->rate_limited && evbuffer_get_length(out) > 0) {
         /* only the bufferevent's own writing honours the speed limit */
         bufferevent_enable(c->bev, EV_WRITE);
@@ -606,6 +620,10 @@ static int conn_write_now(tt_conn *c)
         n = evbuffer_write(out, bufferevent_getfd(c->bev));
     }
     evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) == 0 && c->req != NULL && c->req->spool_head != NULL) {
+        bufferevent_enable(c->bev, EV_WRITE);   /* write_cb feeds the next slice */
+        return 0;
+    }
     if (evbuffer_get_length(out) == 0) {
         uncork(c);
         return 1;
@@ -746,6 +764,8 @@ static void write_cb(struct bufferevent *bev, void *arg)
 {
     tt_conn *c = arg;
 
+    if (feed_spool(c) != 0)
+        return;
     if (output_empty(c)) {
         bufferevent_disable(bev, EV_WRITE);     /* direct writes again */
         uncork(c);

@@ -18,6 +18,9 @@ typedef union {
 } tt_sockaddr;
 typedef struct tt_req  tt_req;
 
+/* Output held back while a file is fed through memory (see response.c). */
+typedef struct tt_spool_piece tt_spool_piece;
+
 struct tt_close_hook {
     struct tt_close_hook *next;
     tt_request_cb         cb;
@@ -40,6 +43,8 @@ struct tt_req {
     unsigned         keepalive:1;   /* the connection stays open after this */
     unsigned         truncated:1;   /* fewer bytes than Content-Length: must close */
     int64_t          out_length;    /* declared Content-Length, -1 if none */
+    tt_spool_piece  *spool_head, *spool_tail;
+    uint64_t         spool_bytes;   /* in the spool, not yet in the output */
     uint64_t         out_sent;      /* body bytes accepted from the handler */
 
     /* request body */
@@ -106,6 +111,11 @@ size_t tt_resp_pending(const tt_request *r);
 void   tt_resp_on_drain(tt_request *r, tt_request_cb cb, void *arg);
 /* the core's own short error page, with extra headers (Allow for 405) */
 int    tt_resp_error(tt_req *q, int status, const tt_header *extra, size_t nextra);
+
+/* Feed the spool into the output, up to a slice; -1 when a file could not
+ * be read (the response cannot complete). Free it (request end). */
+int    tt_spool_feed(tt_req *q);
+void   tt_spool_free(tt_req *q);
 
 /* conn.c, for response.c and api.c */
 void   tt_conn_response_finished(tt_conn *c);   /* finish() was called */

@@ -8,6 +8,7 @@
  * bufferevent's output buffer; the status line, headers and a small body
  * leave in one writev, and file ranges leave by sendfile.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,134 @@
 #include "http/request_impl.h"
 #include "log.h"
 
+
+/* File bytes read per refill of a spooled response, and the most of them
+ * kept in the output at a time. */
+#define TT_SPOOL_SLICE (64 * 1024)
+
+/* A response body normally goes to the output buffer as it is written, and
+ * a file range as a sendfile segment. Where sendfile cannot be used (a
+ * connection under a speed limit: libevent's sendfile path writes a whole
+ * segment whatever its bucket says; later TLS), the file is read into the
+ * output a slice at a time as the client takes it, and what the handler
+ * writes after it waits in the spool behind it, in order. */
+struct tt_spool_piece {
+    tt_spool_piece  *next;
+    int              fd;            /* a file range; -1: memory */
+    int              close_fd;
+    int64_t          off, left;
+    struct evbuffer *mem;
+};
+
+static tt_spool_piece *spool_append(tt_req *q)
+{
+    tt_spool_piece *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->fd = -1;
+    if (q->spool_tail)
+        q->spool_tail->next = p;
+    else
+        q->spool_head = p;
+    q->spool_tail = p;
+    return p;
+}
+
+static void spool_pop(tt_req *q)
+{
+    tt_spool_piece *p = q->spool_head;
+    q->spool_head = p->next;
+    if (q->spool_head == NULL)
+        q->spool_tail = NULL;
+    if (p->fd >= 0 && p->close_fd)
+        close(p->fd);
+    if (p->mem != NULL)
+        evbuffer_free(p->mem);
+    free(p);
+}
+
+void tt_spool_free(tt_req *q)
+{
+    while (q->spool_head != NULL)
+        spool_pop(q);
+    q->spool_bytes = 0;
+}
+
+int tt_spool_feed(tt_req *q)
+{
+    struct evbuffer *out = bufferevent_get_output(q->c->bev);
+    size_t have;
+
+    while (q->spool_head != NULL && (have = evbuffer_get_length(out)) < TT_SPOOL_SLICE) {
+        tt_spool_piece *p = q->spool_head;
+        if (p->fd < 0) {
+            q->spool_bytes -= evbuffer_get_length(p->mem);
+            evbuffer_add_buffer(out, p->mem);
+            spool_pop(q);
+            continue;
+        }
+        size_t want = TT_SPOOL_SLICE - have;
+        if ((int64_t)want > p->left)
+            want = (size_t)p->left;
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(out, (ev_ssize_t)want, &v, 1) < 1)
+            return -1;
+        if (v.iov_len > want)
+            v.iov_len = want;
+        ssize_t n;
+        do
+            n = pread(p->fd, v.iov_base, v.iov_len, (off_t)p->off);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+            evbuffer_commit_space(out, &v, 0);
+            tt_log(TT_LOG_WARN, "reading the file for \"%s\": %s; closing the connection",
+                   q->pub.target, n < 0 ? strerror(errno) : "it shrank while being sent");
+            tt_spool_free(q);
+            q->truncated = 1;
+            return -1;
+        }
+        v.iov_len = (size_t)n;
+        evbuffer_commit_space(out, &v, 1);
+        p->off += n;
+        p->left -= n;
+        q->spool_bytes -= (uint64_t)n;
+        if (p->left == 0)
+            spool_pop(q);
+    }
+    return 0;
+}
+
+/* Body bytes for the client: to the output, or behind the spool. */
+static int out_add(tt_req *q, const void *data, size_t len)
+{
+    if (q->spool_head == NULL)
+        return evbuffer_add(bufferevent_get_output(q->c->bev), data, len);
+    tt_spool_piece *p = q->spool_tail;
+    if (p->fd >= 0) {
+        if ((p = spool_append(q)) == NULL || (p->mem = evbuffer_new()) == NULL)
+            return -1;
+    }
+    if (evbuffer_add(p->mem, data, len) != 0)
+        return -1;
+    q->spool_bytes += len;
+    return 0;
+}
+
+static int spool_file(tt_req *q, int fd, int64_t off, int64_t len, int close_fd)
+{
+    tt_spool_piece *p = spool_append(q);
+    if (p == NULL) {
+        if (close_fd)
+            close(fd);
+        return -1;
+    }
+    p->fd = fd;
+    p->close_fd = close_fd;
+    p->off = off;
+    p->left = len;
+    q->spool_bytes += (uint64_t)len;
+    return tt_spool_feed(q);
+}
 
 static int bodyless_status(int status)
 {
@@ -165,14 +294,13 @@ int tt_resp_write(tt_request *r, const void *data, size_t len)
     if (r->is_head || bodyless_status(q->status))
         return 0;
 
-    struct evbuffer *out = bufferevent_get_output(c->bev);
     if (q->chunked) {
         char size[24];
         int n = snprintf(size, sizeof(size), "%zx\r\n", len);
-        evbuffer_add(out, size, (size_t)n);
-        evbuffer_add(out, data, len);
-        evbuffer_add(out, "\r\n", 2);
-    } else if (evbuffer_add(out, data, len) != 0) {
+        if (out_add(q, size, (size_t)n) != 0 || out_add(q, data, len) != 0 ||
+            out_add(q, "\r\n", 2) != 0)
+            return -1;
+    } else if (out_add(q, data, len) != 0) {
         return -1;
     }
     tt_conn_output_added(c);
@@ -195,6 +323,23 @@ int tt_resp_sendfile(tt_request *r, int fd, int64_t off, int64_t len, int close_
         if (close_fd)
             close(fd);
         return 0;
+    }
+
+    if (c->rate_limited || q->spool_head != NULL) {
+        int rc = 0;
+        if (q->chunked) {
+            char size[24];
+            int n = snprintf(size, sizeof(size), "%" PRIx64 "\r\n", len);
+            rc = out_add(q, size, (size_t)n);
+        }
+        if (rc == 0)
+            rc = spool_file(q, fd, off, len, close_fd);
+        else if (close_fd)
+            close(fd);
+        if (rc == 0 && q->chunked)
+            rc = out_add(q, "\r\n", 2);
+        tt_conn_output_added(c);
+        return rc;
     }
 
     struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -232,7 +377,7 @@ int tt_resp_finish(tt_request *r)
         return -1;
     q->finished = 1;
     if (q->chunked) {
-        evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+        out_add(q, "0\r\n\r\n", 5);
         tt_conn_output_added(c);
     }
     if (q->out_length >= 0 && q->out_sent < (uint64_t)q->out_length && !r->is_head &&
@@ -262,7 +407,7 @@ size_t tt_resp_pending(const tt_request *r)
     const tt_req *q = (const tt_req *)r;
     if (q->c == NULL)
         return 0;
-    return evbuffer_get_length(bufferevent_get_output(q->c->bev));
+    return evbuffer_get_length(bufferevent_get_output(q->c->bev)) + q->spool_bytes;
 }
 
 void tt_resp_on_drain(tt_request *r, tt_request_cb cb, void *arg)

@@ -81,7 +81,8 @@ def test_user_drops_privileges_in_workers(tutti, tmp_path):
     os.chmod(tmp_path, 0o755)
     d = tutti(body_config("x", user="nobody"))
     (w,) = d.wait_workers(1)
-    assert _uid(w) == nobody.pw_uid
+    # the worker shows up in /proc a moment before it has dropped root
+    wait_for(lambda: _uid(w) == nobody.pw_uid, 5 * SLOW, "the worker running as nobody")
     assert requests.get(d.url + "/v", timeout=T).text == "x"
     wait_for(lambda: d.access_lines(), 5 * SLOW, "the access log line written by the worker")
 
