@@ -1724,3 +1724,28 @@ def test_config_error_means_no_start(tmp_path):
     assert res.returncode == 1, res.stderr
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+# ---------------------------------------------------------------- the demo
+
+def test_demo_config_serves_the_demo_site(tutti, tmp_path):
+    """etc/tutti.yaml, the config `./dev.sh run` serves, on a free port."""
+    src = Path(harness.SRC_DIR) / "etc"
+    shutil.copytree(src / "site", tmp_path / "demo" / "site")
+    text = (src / "tutti.yaml").read_text()
+    assert "127.0.0.1:8080" in text
+    text = text.replace("127.0.0.1:8080", "127.0.0.1:@PORT@")
+    text = re.sub(r"(?m)^pid_file:.*$", "pid_file: @DIR@/tutti.pid", text)
+    d = tutti(text, subdir="demo")
+    page = requests.get(d.url + "/", timeout=5)
+    assert page.status_code == 200
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert page.content == (src / "site" / "index.html").read_bytes()
+    assert page.headers["Cache-Control"] == "max-age=3600"
+    for name, ctype in (("style.css", "text/css; charset=utf-8"), ("logo.png", "image/png")):
+        r = requests.get(f"{d.url}/{name}", timeout=5)
+        assert (r.status_code, r.headers["Content-Type"]) == (200, ctype)
+        assert r.content == (src / "site" / name).read_bytes()
+    assert requests.get(d.url + "/healthz", timeout=5).text == "ok\n"
+    assert requests.get(d.url + "/hello/ada", timeout=5).text == "Hello, ada!\n"
+    assert requests.get(d.url + "/no-such-page", timeout=5).status_code == 404
