@@ -51,6 +51,19 @@ def wait_for(pred, timeout, what, interval=0.05):
         time.sleep(interval)
 
 
+def config_error_line(res, lines):
+    """The `tutti -t` error line of res (a failed check of tutti.yaml) that
+    points at one of lines, as "tutti: tutti.yaml:LINE:COL: ..."."""
+    out = res.stderr + res.stdout
+    assert res.returncode == 1, f"exit {res.returncode}; output:\n{out}"
+    got = [l for l in out.splitlines()
+           if re.match(r"^tutti: tutti\.yaml:(\d+):(\d+): \S", l)]
+    assert got, f"no 'tutti: tutti.yaml:LINE:COL: ...' line in:\n{out}"
+    hits = [l for l in got if int(re.match(r"^tutti: tutti\.yaml:(\d+):", l).group(1)) in lines]
+    assert hits, f"error not at line(s) {lines}:\n{out}"
+    return hits[0]
+
+
 def sanitizer_findings(text):
     """The sanitizer reports in text, or '' when there are none."""
     if not SANITIZED:

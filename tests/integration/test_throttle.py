@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness import SANITIZED, SLOW, free_port, parse_combined, run_tutti, wait_for
+from harness import config_error_line as _error_line
 from rawhttp import Closed, Conn, get as raw_get
 
 T = 5 * SLOW
@@ -641,17 +642,6 @@ def _check(tmp_path, throttle_lines):
             "        hello: {greeting: Hi}\n" + block)                        # 6, 7, 8...
     (tmp_path / "tutti.yaml").write_text(text)
     return run_tutti(["-t", "-c", "tutti.yaml"], tmp_path)
-
-
-def _error_line(res, lines):
-    out = res.stderr + res.stdout
-    assert res.returncode == 1, f"exit {res.returncode}; output:\n{out}"
-    got = [l for l in out.splitlines()
-           if re.match(r"^tutti: tutti\.yaml:(\d+):(\d+): \S", l)]
-    assert got, f"no 'tutti: tutti.yaml:LINE:COL: ...' line in:\n{out}"
-    hits = [l for l in got if int(re.match(r"^tutti: tutti\.yaml:(\d+):", l).group(1)) in lines]
-    assert hits, f"error not at line(s) {lines}:\n{out}"
-    return hits[0]
 
 
 def test_config_ok(tmp_path):
