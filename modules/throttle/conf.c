@@ -254,14 +254,15 @@ int tt_throttle_configure(const tt_conf_node *node, void *main_conf,
         conf_trusted(v, conf, err) != 0)
         return -1;
 
+    /* a key that needs another says which first: more useful than "no limit" */
+    if (check_combinations(node, conf, err) != 0)
+        return -1;
     if (conf->download == 0 && conf->upload == 0 && conf->requests == 0 &&
         conf->connections == 0) {
         api->conf_error(err, node, "'throttle' sets no limit; add at least one of "
                         TT_THROTTLE_EXAMPLE);
         return -1;
     }
-    if (check_combinations(node, conf, err) != 0)
-        return -1;
     if (conf->requests > 0 && conf->burst == 0)
         conf->burst = tt_bucket_default_burst(conf->requests);
 
