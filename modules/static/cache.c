@@ -161,7 +161,7 @@ static int read_whole(int fd, char *buf, size_t size)
     return 1;
 }
 
-/* Look at the disk: a new entry for path (NUL-terminated, relative). */
+/* Look at the disk: a new entry for the relative path key. */
 static tt_sfile *load(tt_fcache *fc, const char *key, size_t key_len, int want_inline)
 {
     tt_sfile *f = calloc(1, sizeof(*f) + key_len + 1);
@@ -175,7 +175,7 @@ static tt_sfile *load(tt_fcache *fc, const char *key, size_t key_len, int want_i
     f->checked_ms = fc->now_ms;
     f->used_gen = fc->gen;
 
-    int fd = open_beneath(fc, key_len == 0 ? "." : key, 0);
+    int fd = open_beneath(fc, key_len == 0 ? "." : f->key, 0);   /* f->key has the NUL */
     if (fd < 0) {
         f->err = errno;
         f->kind = kind_of_errno(errno);
@@ -415,16 +415,12 @@ static tt_sfile *own(tt_request *r, tt_sfile *f)
     return f;
 }
 
-tt_sfile *tt_fcache_get(tt_fcache *fc, tt_request *r, const char *path, size_t len)
+tt_sfile *tt_fcache_get(tt_fcache *fc, tt_request *r, const char *key, size_t len)
 {
-    char key[PATH_MAX];
-
-    if (len >= sizeof(key)) {
+    if (len >= PATH_MAX) {
         static tt_sfile too_long = { .kind = TT_SFILE_MISSING, .err = ENAMETOOLONG, .fd = -1 };
         return &too_long;
     }
-    memcpy(key, path, len);
-    key[len] = '\0';
 
     if (fc->conf->cache_max == 0) {
         tt_sfile *f = load(fc, key, len, 0);

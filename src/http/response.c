@@ -307,6 +307,28 @@ int tt_resp_write(tt_request *r, const void *data, size_t len)
     return 0;
 }
 
+/* A file range for the client, owning fd when close_fd: by sendfile
+ * (corked), or through the spool where sendfile would ignore the speed
+ * limit or another spooled piece must go first. */
+static int queue_file(tt_req *q, int fd, int64_t off, int64_t len, int close_fd)
+{
+    tt_conn *c = q->c;
+
+    if (c->rate_limited || q->spool_head != NULL)
+        return spool_file(q, fd, off, len, close_fd);
+    struct evbuffer_file_segment *seg =
+        evbuffer_file_segment_new(fd, off, len, close_fd ? EVBUF_FS_CLOSE_ON_FREE : 0);
+    if (seg == NULL) {
+        if (close_fd)
+            close(fd);
+        return -1;
+    }
+    tt_conn_cork(c);
+    int rc = evbuffer_add_file_segment(bufferevent_get_output(c->bev), seg, 0, len);
+    evbuffer_file_segment_free(seg);        /* the buffer holds its own reference */
+    return rc;
+}
+
 int tt_resp_sendfile(tt_request *r, int fd, int64_t off, int64_t len, int close_fd)
 {
     tt_req *q = (tt_req *)r;
@@ -325,41 +347,18 @@ int tt_resp_sendfile(tt_request *r, int fd, int64_t off, int64_t len, int close_
         return 0;
     }
 
-    if (c->rate_limited || q->spool_head != NULL) {
-        int rc = 0;
-        if (q->chunked) {
-            char size[24];
-            int n = snprintf(size, sizeof(size), "%" PRIx64 "\r\n", len);
-            rc = out_add(q, size, (size_t)n);
-        }
-        if (rc == 0)
-            rc = spool_file(q, fd, off, len, close_fd);
-        else if (close_fd)
-            close(fd);
-        if (rc == 0 && q->chunked)
-            rc = out_add(q, "\r\n", 2);
-        tt_conn_output_added(c);
-        return rc;
-    }
-
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    struct evbuffer_file_segment *seg =
-        evbuffer_file_segment_new(fd, off, len, close_fd ? EVBUF_FS_CLOSE_ON_FREE : 0);
-    if (seg == NULL) {
-        if (close_fd)
-            close(fd);
-        return -1;
-    }
+    int rc = 0;
     if (q->chunked) {
         char size[24];
         int n = snprintf(size, sizeof(size), "%" PRIx64 "\r\n", len);
-        evbuffer_add(out, size, (size_t)n);
+        rc = out_add(q, size, (size_t)n);
     }
-    tt_conn_cork(c);
-    int rc = evbuffer_add_file_segment(out, seg, 0, len);
-    evbuffer_file_segment_free(seg);        /* the buffer holds its own reference */
-    if (q->chunked)
-        evbuffer_add(out, "\r\n", 2);
+    if (rc == 0)
+        rc = queue_file(q, fd, off, len, close_fd);
+    else if (close_fd)
+        close(fd);
+    if (rc == 0 && q->chunked)
+        rc = out_add(q, "\r\n", 2);
     tt_conn_output_added(c);
     return rc;
 }
