@@ -352,6 +352,32 @@ static int check_module_keys(tt_loader *ld)
     return 0;
 }
 
+/* The core's keys of a level, then the loaded modules' keys there (their
+ * main_key at the top, their server_key in a server); NULL-terminated, in
+ * the config's arena. NULL when out of memory. */
+static const char **known_keys(tt_loader *ld, const char *const *core, int server)
+{
+    tt_config *cf = ld->cf;
+    size_t ncore = 0;
+    while (core[ncore] != NULL)
+        ncore++;
+    const char **known = tt_arena_alloc(cf->arena, (ncore + cf->nmodules + 1) *
+                                        sizeof(*known));
+    if (known == NULL)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < ncore; i++)
+        known[n++] = core[i];
+    for (size_t i = 0; i < cf->nmodules; i++) {
+        const tt_module *m = cf->modules[i]->mod;
+        const char *key = server ? m->server_key : m->main_key;
+        if (key != NULL)
+            known[n++] = key;
+    }
+    known[n] = NULL;
+    return known;
+}
+
 /* Every top-level key is the core's, a loaded module's main_key, or wrong. */
 static int check_top_keys(tt_loader *ld)
 {
@@ -369,19 +395,18 @@ static int check_top_keys(tt_loader *ld)
     }
 
     /* what is left is unknown: let the accessor suggest the closest key */
-    size_t ncore = sizeof(core_keys) / sizeof(core_keys[0]) - 1;
-    const char **known = tt_arena_alloc(cf->arena, (ncore + cf->nmodules + 1) *
-                                        sizeof(*known));
+    const char **known = known_keys(ld, core_keys, 0);
     if (known == NULL)
         return oom(ld, root);
-    size_t n = 0;
-    for (size_t i = 0; i < ncore; i++)
-        known[n++] = core_keys[i];
-    for (size_t i = 0; i < cf->nmodules; i++)
-        if (cf->modules[i]->mod->main_key != NULL)
-            known[n++] = cf->modules[i]->mod->main_key;
-    known[n] = NULL;
     return tt_conf_check_keys(root, "the top level", known, ld->err) == 0 ? 0 : -1;
+}
+
+/* What a keepalive policy says about one connection, into limits (the
+ * per-worker caps are the config's, see configure_mains). */
+static void apply_keepalive(tt_limits *l, const tt_keepalive *ka)
+{
+    l->keepalive_timeout_ms = ka->timeout_ms;
+    l->keepalive_max_requests = ka->max_requests;
 }
 
 static int configure_mains(tt_loader *ld)
@@ -402,8 +427,7 @@ static int configure_mains(tt_loader *ld)
             return module_failed(ld, m, node ? node : cf->root, m->main_key);
         const tt_keepalive *ka = cf->main_confs[i];
         if ((m->flags & TT_MODULE_KEEPALIVE_POLICY) && ka != NULL) {
-            cf->limits.keepalive_timeout_ms = ka->timeout_ms;
-            cf->limits.keepalive_max_requests = ka->max_requests;
+            apply_keepalive(&cf->limits, ka);
             cf->max_idle = ka->max_idle;
             cf->max_connections = ka->max_connections;
         }
@@ -426,11 +450,8 @@ static int configure_server_keys(tt_loader *ld, const tt_conf_node *node, tt_ser
         ld->err->msg[0] = '\0';
         if (m->configure_server(v, cf->main_confs[i], &server_conf, ld->err) != 0)
             return module_failed(ld, m, v, m->server_key);
-        const tt_keepalive *ka = server_conf;
-        if ((m->flags & TT_MODULE_KEEPALIVE_POLICY) && ka != NULL) {
-            s->limits.keepalive_timeout_ms = ka->timeout_ms;
-            s->limits.keepalive_max_requests = ka->max_requests;
-        }
+        if ((m->flags & TT_MODULE_KEEPALIVE_POLICY) && server_conf != NULL)
+            apply_keepalive(&s->limits, server_conf);
     }
     return 0;
 }
@@ -439,19 +460,9 @@ static int configure_server_keys(tt_loader *ld, const tt_conf_node *node, tt_ser
  * wrong (with the module to add when a known one owns it). */
 static int check_server_keys(tt_loader *ld, const tt_conf_node *node)
 {
-    tt_config *cf = ld->cf;
-    size_t ncore = sizeof(server_keys) / sizeof(server_keys[0]) - 1;
-    const char **known = tt_arena_alloc(cf->arena, (ncore + cf->nmodules + 1) *
-                                        sizeof(*known));
+    const char **known = known_keys(ld, server_keys, 1);
     if (known == NULL)
         return oom(ld, node);
-    size_t n = 0;
-    for (size_t i = 0; i < ncore; i++)
-        known[n++] = server_keys[i];
-    for (size_t i = 0; i < cf->nmodules; i++)
-        if (cf->modules[i]->mod->server_key != NULL)
-            known[n++] = cf->modules[i]->mod->server_key;
-    known[n] = NULL;
 
     for (size_t i = 0; i < node->n; i++) {
         const tt_conf_node *key = node->keys[i];

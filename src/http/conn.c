@@ -620,11 +620,11 @@ static int conn_write_now(tt_conn *c)
         n = evbuffer_write(out, bufferevent_getfd(c->bev));
     }
     evbuffer_freeze(out, 1);
-    if (evbuffer_get_length(out) == 0 && c->req != NULL && c->req->spool_head != NULL) {
-        bufferevent_enable(c->bev, EV_WRITE);   /* write_cb feeds the next slice */
-        return 0;
-    }
     if (evbuffer_get_length(out) == 0) {
+        if (c->req != NULL && c->req->spool_head != NULL) {
+            bufferevent_enable(c->bev, EV_WRITE);   /* write_cb feeds the next slice */
+            return 0;
+        }
         uncork(c);
         return 1;
     }
