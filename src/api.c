@@ -66,4 +66,5 @@ const tt_api tt_module_api = {
     .event_base = api_event_base,
     .set_rate = tt_req_set_rate,
     .worker_count = api_worker_count,
+    .abort = tt_req_abort,
 };

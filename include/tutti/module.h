@@ -119,8 +119,13 @@ struct tt_api {
                      uint64_t download_after);
     /* worker processes of the running config (`workers:` resolved) */
     int  (*worker_count)(void);
+    /* The response cannot be completed (its head is out, its body will not
+     * be): close the connection, so the client sees a cut and never a
+     * complete-looking answer. The close hooks run before it returns, or,
+     * inside the handler's own call, as the core unwinds; r is gone after. */
+    void (*abort)(tt_request *r);
 
-    void *spare[14];
+    void *spare[13];
 };
 
 struct tt_module {

@@ -983,6 +983,21 @@ void tt_req_on_close(tt_request *r, tt_request_cb cb, void *arg)
     q->close_hooks = h;
 }
 
+/* The response cannot complete (an app failed after its head went out):
+ * close the connection so the client sees a cut, never a false end. The
+ * close hooks run before this returns (or, inside the input loop, as it
+ * unwinds); the caller must not touch r afterwards. */
+void tt_req_abort(tt_request *r)
+{
+    tt_req *q = (tt_req *)r;
+    tt_conn *c = q->c;
+
+    if (c == NULL)
+        return;
+    c->closing = 1;
+    conn_close(c);
+}
+
 const char *tt_req_header(const tt_request *r, const char *name, size_t *len)
 {
     size_t n = strlen(name);

@@ -124,6 +124,7 @@ void   tt_conn_cork(tt_conn *c);                 /* a file follows: full segment
 int    tt_body_read(tt_request *r, tt_body_cb cb, void *arg);
 void   tt_body_pause(tt_request *r, int paused);
 void   tt_req_on_close(tt_request *r, tt_request_cb cb, void *arg);
+void   tt_req_abort(tt_request *r);
 int    tt_req_set_rate(tt_request *r, uint64_t download, uint64_t upload,
                        uint64_t download_after);
 const char *tt_req_header(const tt_request *r, const char *name, size_t *len);

@@ -1,0 +1,583 @@
+/* The meeting point of the I/O thread and the Python threads.
+ *
+ * One lock per worker guards the queues and the jobs' shared fields. The
+ * I/O thread never takes the GIL here, and nobody waits for the GIL while
+ * holding the lock, so the two can never deadlock.
+ *
+ *   I/O -> Python   a job into its route's pool queue; an idle thread is
+ *                   woken only when there is one.
+ *   Python -> I/O   messages (head, data, file, end, ...) onto one list;
+ *                   the eventfd is written only when the list was empty
+ *                   and unseen, so one wake-up carries every message the
+ *                   threads produced meanwhile.
+ *
+ * With threads: 0 the "messages" are calls into the core, made at once. */
+#include "wsgi.h"      /* first: Python.h before the system headers */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <event2/event.h>
+
+#define api wsgi_api
+
+#define M_HEAD    0x01
+#define M_FILE    0x02
+#define M_END     0x04
+#define M_ABORT   0x08
+#define M_FAIL    0x10
+#define M_RESUME  0x20          /* the app wants (more of) the body */
+#define M_RELEASE 0x40          /* Python is done with the job */
+
+typedef struct wsgi_msg {
+    struct wsgi_msg *next;
+    wsgi_job        *job;
+    int              flags;
+    int              status;
+    tt_header       *headers;
+    size_t           nheaders;
+    int64_t          length;
+    int              fd;
+    int64_t          off, flen;
+    size_t           len;
+    char            *data;
+    char             mem[];     /* headers, their strings, then data */
+} wsgi_msg;
+
+struct wsgi_pool {
+    wsgi_pool      *next;
+    wsgi_route     *route;
+    pthread_cond_t  cond;
+    wsgi_job       *head, *tail;
+    int             idle;       /* threads waiting for a job */
+    int             nthreads;
+    pthread_t      *threads;
+    int             stopping;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    wsgi_msg       *head, *tail;
+    int             notified;   /* the eventfd holds a wake-up not yet seen */
+    int             efd;
+    struct event   *ev;
+    wsgi_pool      *pools;
+} hub = { .lock = PTHREAD_MUTEX_INITIALIZER, .efd = -1 };
+
+static const char fail_body[] = "500 Internal Server Error\n";
+
+void wsgi_hub_lock(void)
+{
+    pthread_mutex_lock(&hub.lock);
+}
+
+void wsgi_hub_unlock(void)
+{
+    pthread_mutex_unlock(&hub.lock);
+}
+
+void wsgi_job_free(wsgi_job *j)
+{
+    wsgi_chunk *c = j->body_head;
+    while (c != NULL) {
+        wsgi_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    if (j->threaded)
+        pthread_cond_destroy(&j->cond);
+    free(j->copy);
+    free(j);
+}
+
+/* ---------------------------------------------------------------- the I/O thread's side */
+
+static void ack(wsgi_job *j, size_t n)
+{
+    pthread_mutex_lock(&hub.lock);
+    j->unacked -= n < j->unacked ? n : j->unacked;
+    if (j->waiting)
+        pthread_cond_signal(&j->cond);
+    pthread_mutex_unlock(&hub.lock);
+}
+
+/* The client took what was queued: the thread may produce more. */
+static void drained(tt_request *r, void *arg)
+{
+    wsgi_job *j = arg;
+    size_t n = j->owed;
+    j->owed = 0;
+    ack(j, n);
+}
+
+static void apply(wsgi_msg *m)
+{
+    wsgi_job *j = m->job;
+    tt_request *r = j->r;
+
+    if (r != NULL) {
+        if (m->flags & M_FAIL) {
+            api->respond(r, 500, "text/plain; charset=utf-8", fail_body, sizeof(fail_body) - 1);
+        } else {
+            if (m->flags & M_HEAD)
+                api->start(r, m->status, m->headers, m->nheaders, m->length);
+            if (m->len > 0)
+                api->write(r, m->data, m->len);
+            if (m->flags & M_FILE) {
+                api->sendfile(r, m->fd, m->off, m->flen, 1);
+                m->fd = -1;
+            }
+            if (m->flags & M_END)
+                api->finish(r);
+            if (m->flags & M_ABORT)
+                api->abort(r);          /* job_closed runs: j->r is NULL after */
+        }
+        if (m->flags & M_RESUME)
+            wsgi_body_resume(j);
+    }
+    if (m->fd >= 0)
+        close(m->fd);
+
+    if (!(m->flags & M_RELEASE)) {
+        if (m->len > 0) {
+            /* backpressure: the bytes count until the client has them */
+            if (j->r != NULL && api->pending(j->r) > WSGI_OUT_HIGH) {
+                j->owed += m->len;
+                api->on_drain(j->r, drained, j);
+            } else {
+                ack(j, m->len);
+            }
+        }
+        return;
+    }
+    j->py_done = 1;
+    if (j->io_done)
+        wsgi_job_free(j);
+}
+
+static void hub_wake(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t v;
+    if (read(hub.efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        api->log(TT_LOG_WARN, "wsgi: reading the wake-up eventfd: %m");
+
+    pthread_mutex_lock(&hub.lock);
+    wsgi_msg *m = hub.head;
+    hub.head = hub.tail = NULL;
+    hub.notified = 0;
+    pthread_mutex_unlock(&hub.lock);
+
+    while (m != NULL) {
+        wsgi_msg *next = m->next;
+        apply(m);
+        free(m);
+        m = next;
+    }
+}
+
+/* ---------------------------------------------------------------- the Python threads' side */
+
+static void push(wsgi_msg *m)
+{
+    m->next = NULL;
+    pthread_mutex_lock(&hub.lock);
+    if (hub.tail)
+        hub.tail->next = m;
+    else
+        hub.head = m;
+    hub.tail = m;
+    int wake = !hub.notified;
+    hub.notified = 1;
+    pthread_mutex_unlock(&hub.lock);
+    if (wake) {
+        uint64_t one = 1;
+        while (write(hub.efd, &one, sizeof(one)) < 0 && errno == EINTR)
+            ;
+    }
+}
+
+static wsgi_msg *msg_new(wsgi_job *j, const wsgi_head *h, const struct iovec *iov, int niov)
+{
+    size_t room = 0, data = 0;
+    if (h != NULL) {
+        room = h->n * sizeof(tt_header);
+        for (size_t i = 0; i < h->n; i++)
+            room += h->headers[i].name_len + h->headers[i].value_len;
+    }
+    for (int i = 0; i < niov; i++)
+        data += iov[i].iov_len;
+
+    wsgi_msg *m = malloc(sizeof(*m) + room + data);
+    if (m == NULL)
+        return NULL;
+    memset(m, 0, sizeof(*m));
+    m->job = j;
+    m->fd = -1;
+    char *p = m->mem;
+    if (h != NULL) {
+        tt_header *hs = (tt_header *)(void *)p;
+        p += h->n * sizeof(tt_header);
+        for (size_t i = 0; i < h->n; i++) {
+            hs[i] = h->headers[i];
+            memcpy(p, h->headers[i].name, hs[i].name_len);
+            hs[i].name = p;
+            p += hs[i].name_len;
+            memcpy(p, h->headers[i].value, hs[i].value_len);
+            hs[i].value = p;
+            p += hs[i].value_len;
+        }
+        m->flags |= M_HEAD;
+        m->status = h->status;
+        m->headers = hs;
+        m->nheaders = h->n;
+        m->length = h->length;
+    }
+    m->data = p;
+    for (int i = 0; i < niov; i++) {
+        memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        p += iov[i].iov_len;
+    }
+    m->len = data;
+    return m;
+}
+
+/* Wait, GIL released, until the client has taken enough of what this
+ * request queued. Returns -2 when it left. */
+static int wait_room(wsgi_job *j)
+{
+    pthread_mutex_lock(&hub.lock);
+    int full = j->unacked > WSGI_OUT_HIGH && !j->gone;
+    int gone = j->gone;
+    pthread_mutex_unlock(&hub.lock);
+    if (full) {
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(&hub.lock);
+        while (j->unacked > WSGI_OUT_HIGH && !j->gone) {
+            j->waiting = 1;
+            pthread_cond_wait(&j->cond, &hub.lock);
+            j->waiting = 0;
+        }
+        gone = j->gone;
+        pthread_mutex_unlock(&hub.lock);
+        Py_END_ALLOW_THREADS
+    }
+    return gone ? -2 : 0;
+}
+
+/* threads: 0: straight into the core. Returns 1 over the high-water mark. */
+static int out_inline(wsgi_job *j, const wsgi_head *h, const struct iovec *iov, int niov,
+                      int flags)
+{
+    tt_request *r = j->r;
+    if (r == NULL)
+        return -2;
+    if (flags & WSGI_OUT_FAIL)
+        return api->respond(r, 500, "text/plain; charset=utf-8", fail_body,
+                            sizeof(fail_body) - 1) == 0 ? 0 : -2;
+    if (h != NULL && api->start(r, h->status, h->headers, h->n, h->length) != 0)
+        return -2;
+    for (int i = 0; i < niov; i++)
+        if (iov[i].iov_len > 0 && api->write(r, iov[i].iov_base, iov[i].iov_len) != 0)
+            return -2;
+    if (flags & WSGI_OUT_END)
+        return api->finish(r) == 0 ? 0 : -2;
+    if (flags & WSGI_OUT_ABORT) {
+        api->abort(r);
+        return 0;
+    }
+    return api->pending(r) > WSGI_OUT_HIGH ? 1 : 0;
+}
+
+int wsgi_out(wsgi_job *j, const wsgi_head *h, const struct iovec *iov, int niov, int flags)
+{
+    if (!j->threaded)
+        return out_inline(j, h, iov, niov, flags);
+
+    int last = flags & (WSGI_OUT_END | WSGI_OUT_ABORT | WSGI_OUT_FAIL);
+    if (!last) {
+        pthread_mutex_lock(&hub.lock);
+        int gone = j->gone;
+        pthread_mutex_unlock(&hub.lock);
+        if (gone)
+            return -2;
+    }
+    wsgi_msg *m = msg_new(j, h, iov, niov);
+    if (m == NULL) {
+        if (!last)
+            return -2;
+        /* the job must go back: wait for a bare release to fit */
+        m = calloc(1, sizeof(*m));
+        while (m == NULL) {
+            struct timespec ts = { 0, 10 * 1000 * 1000 };
+            nanosleep(&ts, NULL);
+            m = calloc(1, sizeof(*m));
+        }
+        m->job = j;
+        m->fd = -1;
+        flags = WSGI_OUT_ABORT;
+    }
+    if (flags & WSGI_OUT_END)
+        m->flags |= M_END;
+    if (flags & WSGI_OUT_ABORT)
+        m->flags |= M_ABORT;
+    if (flags & WSGI_OUT_FAIL)
+        m->flags |= M_FAIL;
+    if (last)
+        m->flags |= M_RELEASE;
+    size_t len = m->len;
+    if (!last && len > 0) {
+        pthread_mutex_lock(&hub.lock);
+        j->unacked += len;
+        pthread_mutex_unlock(&hub.lock);
+    }
+    push(m);
+    if (last || len == 0)
+        return 0;
+    return wait_room(j);
+}
+
+int wsgi_out_file(wsgi_job *j, const wsgi_head *h, int fd, int64_t off, int64_t len)
+{
+    if (!j->threaded) {
+        tt_request *r = j->r;
+        if (r == NULL || (h != NULL && api->start(r, h->status, h->headers, h->n,
+                                                  h->length) != 0)) {
+            close(fd);
+            return -2;
+        }
+        return api->sendfile(r, fd, off, len, 1) == 0 ? 0 : -2;
+    }
+    wsgi_msg *m = msg_new(j, h, NULL, 0);
+    if (m == NULL) {
+        close(fd);
+        return -2;
+    }
+    m->flags |= M_FILE;
+    m->fd = fd;
+    m->off = off;
+    m->flen = len;
+    push(m);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- wsgi.input's feed */
+
+static void ask_body(wsgi_job *j)
+{
+    wsgi_msg *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return;                 /* the body timeout ends it */
+    m->job = j;
+    m->fd = -1;
+    m->flags = M_RESUME;
+    push(m);
+}
+
+/* Called without the GIL. Blocks until at least one byte or the end. */
+size_t wsgi_body_take(wsgi_job *j, char *buf, size_t n, int line, int *err)
+{
+    size_t got = 0;
+    int ask = 0;
+
+    pthread_mutex_lock(&hub.lock);
+    for (;;) {
+        if (j->body_head != NULL || j->body_done || j->gone)
+            break;
+        if (!j->body_asked && (j->body_paused || !j->body_reading)) {
+            j->body_asked = 1;
+            pthread_mutex_unlock(&hub.lock);
+            ask_body(j);
+            pthread_mutex_lock(&hub.lock);
+            continue;
+        }
+        j->waiting = 1;
+        pthread_cond_wait(&j->cond, &hub.lock);
+        j->waiting = 0;
+    }
+    while (got < n && j->body_head != NULL) {
+        wsgi_chunk *c = j->body_head;
+        size_t avail = c->len - c->off, k = n - got < avail ? n - got : avail;
+        const char *src = c->data + c->off;
+        if (line) {
+            const char *nl = memchr(src, '\n', k);
+            if (nl != NULL)
+                k = (size_t)(nl - src) + 1;
+        }
+        memcpy(buf + got, src, k);
+        got += k;
+        c->off += k;
+        j->body_bytes -= k;
+        if (c->off == c->len) {
+            j->body_head = c->next;
+            if (j->body_head == NULL)
+                j->body_tail = NULL;
+            free(c);
+        }
+        if (line && buf[got - 1] == '\n')
+            break;
+    }
+    if (j->body_paused && !j->body_asked && j->body_bytes < WSGI_BODY_LOW) {
+        j->body_asked = 1;
+        ask = 1;
+    }
+    if (got == 0 && (j->gone || j->body_error))
+        *err = 1;
+    pthread_mutex_unlock(&hub.lock);
+    if (ask)
+        ask_body(j);
+    return got;
+}
+
+/* ---------------------------------------------------------------- the pools */
+
+static wsgi_job *pool_next(wsgi_pool *p)
+{
+    wsgi_job *j;
+
+    /* busy: take the next job without letting the GIL go */
+    pthread_mutex_lock(&hub.lock);
+    if ((j = p->head) != NULL || p->stopping) {
+        if (j != NULL && (p->head = j->next) == NULL)
+            p->tail = NULL;
+        pthread_mutex_unlock(&hub.lock);
+        return j;
+    }
+    pthread_mutex_unlock(&hub.lock);
+
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&hub.lock);
+    while (p->head == NULL && !p->stopping) {
+        p->idle++;
+        pthread_cond_wait(&p->cond, &hub.lock);
+        p->idle--;
+    }
+    if ((j = p->head) != NULL && (p->head = j->next) == NULL)
+        p->tail = NULL;
+    pthread_mutex_unlock(&hub.lock);
+    Py_END_ALLOW_THREADS
+    return j;
+}
+
+static void *pool_thread(void *arg)
+{
+    wsgi_pool *p = arg;
+    PyGILState_STATE g = PyGILState_Ensure();
+    wsgi_job *j;
+
+    while ((j = pool_next(p)) != NULL) {
+        j->next = NULL;
+        wsgi_run(j);
+        if (PyErr_Occurred()) {         /* never leak one into the next request */
+            wsgi_log_exception("wsgi app '%s'", p->route->app_spec);
+        }
+    }
+    PyGILState_Release(g);
+    return NULL;
+}
+
+void wsgi_pool_dispatch(wsgi_pool *p, wsgi_job *j)
+{
+    j->next = NULL;
+    pthread_mutex_lock(&hub.lock);
+    if (p->tail)
+        p->tail->next = j;
+    else
+        p->head = j;
+    p->tail = j;
+    if (p->idle > 0)
+        pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&hub.lock);
+}
+
+int wsgi_pool_start(wsgi_route *rt)
+{
+    wsgi_pool *p = calloc(1, sizeof(*p));
+    if (p == NULL || (p->threads = calloc((size_t)rt->threads, sizeof(pthread_t))) == NULL) {
+        free(p);
+        api->log(TT_LOG_ERROR, "wsgi: out of memory starting threads");
+        return -1;
+    }
+    pthread_cond_init(&p->cond, NULL);
+    p->route = rt;
+    rt->pool = p;
+    p->next = hub.pools;
+    hub.pools = p;
+
+    /* the threads leave every signal to the I/O thread's loop */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (long i = 0; i < rt->threads; i++) {
+        int e = pthread_create(&p->threads[i], NULL, pool_thread, p);
+        if (e != 0) {
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            api->log(TT_LOG_ERROR, "wsgi app '%s': cannot start thread %ld of %ld: %s",
+                     rt->app_spec, i + 1, rt->threads, strerror(e));
+            return -1;
+        }
+        p->nthreads++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- start, stop */
+
+int wsgi_hub_start(void)
+{
+    hub.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (hub.efd < 0) {
+        api->log(TT_LOG_ERROR, "wsgi: eventfd: %m");
+        return -1;
+    }
+    hub.ev = event_new(api->event_base(), hub.efd, EV_READ | EV_PERSIST, hub_wake, NULL);
+    if (hub.ev == NULL || event_add(hub.ev, NULL) != 0) {
+        api->log(TT_LOG_ERROR, "wsgi: cannot watch the eventfd");
+        return -1;
+    }
+    return 0;
+}
+
+/* Threads still in the app after this long are left to the process exit. */
+#define WSGI_JOIN_MS 2000
+
+void wsgi_hub_stop(void)
+{
+    pthread_mutex_lock(&hub.lock);
+    for (wsgi_pool *p = hub.pools; p != NULL; p = p->next) {
+        p->stopping = 1;
+        pthread_cond_broadcast(&p->cond);
+    }
+    pthread_mutex_unlock(&hub.lock);
+
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += WSGI_JOIN_MS / 1000;
+    int stuck = 0;
+    for (wsgi_pool *p = hub.pools; p != NULL; p = p->next)
+        for (int i = 0; i < p->nthreads; i++)
+            if (pthread_timedjoin_np(p->threads[i], NULL, &until) != 0)
+                stuck++;
+    if (stuck > 0) {
+        api->log(TT_LOG_WARN, "wsgi: %d Python thread%s still in the app at exit", stuck,
+                 stuck == 1 ? "" : "s");
+        wsgi_interp_keep();
+        return;
+    }
+    while (hub.pools != NULL) {
+        wsgi_pool *p = hub.pools;
+        hub.pools = p->next;
+        pthread_cond_destroy(&p->cond);
+        free(p->threads);
+        free(p);
+    }
+    if (hub.ev != NULL)
+        event_free(hub.ev);
+    hub.ev = NULL;
+    if (hub.efd >= 0)
+        close(hub.efd);
+    hub.efd = -1;
+}

@@ -1,0 +1,479 @@
+/* The worker's interpreter: started after fork with the daemon keeping its
+ * signals, sys.path from the `python:` section, stdout and stderr into the
+ * error log, and the apps imported once. */
+#include "wsgi.h"      /* first: Python.h before the system headers */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define api wsgi_api
+
+static PyThreadState *main_ts;      /* the I/O thread's, while it lacks the GIL */
+static PyObject *apps;              /* "module:callable" -> the app, one import per spec */
+static PyObject *format_exception;  /* traceback.format_exception */
+static PyObject *stderr_stream;
+static int finalize_ok = 1;
+
+void wsgi_gil_take(void)
+{
+    PyEval_RestoreThread(main_ts);
+}
+
+void wsgi_gil_drop(void)
+{
+    main_ts = PyEval_SaveThread();
+}
+
+PyObject *wsgi_errors_stream(void)
+{
+    return stderr_stream;
+}
+
+/* ---------------------------------------------------------------- stdout, stderr -> the error log */
+
+/* A text stream that logs one line per entry at a level: print() and
+ * tracebacks land in the error log with a time and the worker's pid,
+ * instead of on a terminal nobody reads. */
+typedef struct {
+    PyObject_HEAD
+    int   level;
+    char *buf;                  /* the line so far */
+    size_t len, cap;
+} log_stream;
+
+#define LOG_LINE_MAX 8192       /* a longer "line" is logged in pieces */
+
+static void stream_emit(log_stream *s)
+{
+    api->log(s->level, "%.*s", (int)s->len, s->buf);
+    s->len = 0;
+}
+
+static int stream_add(log_stream *s, const char *p, size_t n)
+{
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t take = nl ? (size_t)(nl - p) : n;
+        if (s->len + take > LOG_LINE_MAX)
+            take = LOG_LINE_MAX - s->len;
+        if (s->len + take > s->cap) {
+            size_t cap = s->cap ? s->cap * 2 : 256;
+            while (cap < s->len + take)
+                cap *= 2;
+            char *b = realloc(s->buf, cap);
+            if (b == NULL)
+                return -1;
+            s->buf = b;
+            s->cap = cap;
+        }
+        memcpy(s->buf + s->len, p, take);
+        s->len += take;
+        p += take;
+        n -= take;
+        if (nl != NULL && p == nl) {
+            p++;
+            n--;
+            stream_emit(s);
+        } else if (s->len == LOG_LINE_MAX) {
+            stream_emit(s);
+        }
+    }
+    return 0;
+}
+
+static PyObject *stream_write(log_stream *s, PyObject *arg)
+{
+    Py_ssize_t n;
+    const char *p;
+
+    if (PyUnicode_Check(arg)) {
+        p = PyUnicode_AsUTF8AndSize(arg, &n);
+        if (p == NULL)
+            return NULL;
+        if (stream_add(s, p, (size_t)n) != 0)
+            return PyErr_NoMemory();
+        return PyLong_FromSsize_t(PyUnicode_GET_LENGTH(arg));
+    }
+    PyErr_Format(PyExc_TypeError, "write() argument must be str, not %.100s",
+                 Py_TYPE(arg)->tp_name);
+    return NULL;
+}
+
+static PyObject *stream_writelines(log_stream *s, PyObject *lines)
+{
+    PyObject *it = PyObject_GetIter(lines), *line;
+    if (it == NULL)
+        return NULL;
+    while ((line = PyIter_Next(it)) != NULL) {
+        PyObject *rc = stream_write(s, line);
+        Py_DECREF(line);
+        if (rc == NULL) {
+            Py_DECREF(it);
+            return NULL;
+        }
+        Py_DECREF(rc);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *stream_flush(log_stream *s, PyObject *unused)
+{
+    if (s->len > 0)
+        stream_emit(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *stream_false(PyObject *s, PyObject *unused)
+{
+    Py_RETURN_FALSE;
+}
+
+static PyObject *stream_true(PyObject *s, PyObject *unused)
+{
+    Py_RETURN_TRUE;
+}
+
+static void stream_dealloc(log_stream *s)
+{
+    if (s->len > 0)
+        stream_emit(s);
+    free(s->buf);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyObject *stream_encoding(PyObject *s, void *unused)
+{
+    return PyUnicode_FromString("utf-8");
+}
+
+static PyMethodDef stream_methods[] = {
+    { "write", (PyCFunction)stream_write, METH_O, "log text, one entry per line" },
+    { "writelines", (PyCFunction)stream_writelines, METH_O, NULL },
+    { "flush", (PyCFunction)stream_flush, METH_NOARGS, NULL },
+    { "isatty", stream_false, METH_NOARGS, NULL },
+    { "readable", stream_false, METH_NOARGS, NULL },
+    { "seekable", stream_false, METH_NOARGS, NULL },
+    { "writable", stream_true, METH_NOARGS, NULL },
+    { NULL, NULL, 0, NULL }
+};
+
+static PyGetSetDef stream_getset[] = {
+    { "encoding", stream_encoding, NULL, NULL, NULL },
+    { NULL, NULL, NULL, NULL, NULL }
+};
+
+static PyTypeObject log_stream_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tutti.ErrorLog",
+    .tp_basicsize = sizeof(log_stream),
+    .tp_dealloc = (destructor)stream_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "a text stream into tutti's error log",
+    .tp_methods = stream_methods,
+    .tp_getset = stream_getset,
+};
+
+static PyObject *stream_new(int level)
+{
+    log_stream *s = PyObject_New(log_stream, &log_stream_type);
+    if (s == NULL)
+        return NULL;
+    s->level = level;
+    s->buf = NULL;
+    s->len = s->cap = 0;
+    return (PyObject *)s;
+}
+
+/* ---------------------------------------------------------------- exceptions */
+
+/* "ExceptionType: message" of the current exception, without clearing it. */
+static void exception_summary(char *out, size_t size)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    const char *name = type ? ((PyTypeObject *)type)->tp_name : "Exception";
+    const char *dot = strrchr(name, '.');
+    PyObject *msg = value ? PyObject_Str(value) : NULL;
+    const char *m = msg ? PyUnicode_AsUTF8(msg) : NULL;
+    if (m != NULL && *m)
+        snprintf(out, size, "%s: %s", dot ? dot + 1 : name, m);
+    else
+        snprintf(out, size, "%s", dot ? dot + 1 : name);
+    Py_XDECREF(msg);
+    PyErr_Clear();
+    PyErr_Restore(type, value, tb);
+}
+
+/* The traceback of the current exception, one error-log entry per line;
+ * clears the exception. */
+static void log_traceback(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL)
+        PyException_SetTraceback(value, tb);
+    PyObject *lines = NULL;
+    if (format_exception != NULL && type != NULL)
+        lines = PyObject_CallFunctionObjArgs(format_exception, type,
+                                             value ? value : Py_None,
+                                             tb ? tb : Py_None, NULL);
+    if (lines != NULL) {
+        PyObject *sep = PyUnicode_FromString("");
+        PyObject *text = sep ? PyUnicode_Join(sep, lines) : NULL;
+        Py_XDECREF(sep);
+        const char *t = text ? PyUnicode_AsUTF8(text) : NULL;
+        while (t != NULL && *t) {
+            const char *nl = strchr(t, '\n');
+            size_t n = nl ? (size_t)(nl - t) : strlen(t);
+            if (n > 0)
+                api->log(TT_LOG_ERROR, "%.*s", (int)n, t);
+            t += n + (nl != NULL);
+        }
+        Py_XDECREF(text);
+        Py_DECREF(lines);
+    }
+    PyErr_Clear();
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
+/* An app failed: what, then the traceback. Clears the exception. */
+void wsgi_log_exception(const char *fmt, ...)
+{
+    char what[512], summary[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    exception_summary(summary, sizeof(summary));
+    api->log(TT_LOG_ERROR, "%s: %s", what, summary);
+    log_traceback();
+}
+
+/* Start-up failures end with the one line the master shows: the traceback
+ * first, then "file:line:col: wsgi app 'x': Error: message". */
+static int app_failed(const wsgi_route *rt, const char *fmt, ...)
+{
+    char why[512];
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof(why), fmt, ap);
+        va_end(ap);
+        PyErr_Clear();
+    } else {
+        exception_summary(why, sizeof(why));
+        log_traceback();
+    }
+    api->log(TT_LOG_ERROR, "%s:%u:%u: wsgi app '%s': %s", rt->file, rt->line, rt->col,
+             rt->app_spec, why);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- start, stop */
+
+static int sys_path_insert(PyObject *path, Py_ssize_t at, const char *dir)
+{
+    PyObject *s = PyUnicode_DecodeFSDefault(dir);
+    if (s == NULL)
+        return -1;
+    int rc = PyList_Insert(path, at, s);
+    Py_DECREF(s);
+    return rc;
+}
+
+/* sys.path: python.path (or the config's directory), then the
+ * virtualenv's site-packages with its .pth files, then the rest. */
+static int set_paths(const wsgi_main *m)
+{
+    PyObject *path = PySys_GetObject("path");      /* borrowed */
+    Py_ssize_t at = 0;
+
+    if (path == NULL || !PyList_Check(path))
+        return -1;
+    if (m->npath == 0 && m->conf_dir != NULL) {
+        if (sys_path_insert(path, at++, m->conf_dir) != 0)
+            return -1;
+    }
+    for (size_t i = 0; i < m->npath; i++)
+        if (sys_path_insert(path, at++, m->path[i]) != 0)
+            return -1;
+    if (m->home == NULL)
+        return 0;
+
+    char site[4096];
+    snprintf(site, sizeof(site), "%s/lib/python%s/site-packages", m->home, TT_PYTHON_VERSION);
+    if (sys_path_insert(path, at, site) != 0)
+        return -1;
+    PyObject *mod = PyImport_ImportModule("site");
+    if (mod == NULL)
+        return -1;
+    PyObject *rc = PyObject_CallMethod(mod, "addsitedir", "s", site);
+    Py_DECREF(mod);
+    Py_XDECREF(rc);
+    if (rc == NULL)
+        return -1;
+    setenv("VIRTUAL_ENV", m->home, 1);
+    return 0;
+}
+
+static int set_streams(void)
+{
+    PyObject *out = stream_new(TT_LOG_INFO);
+    PyObject *err = stream_new(TT_LOG_WARN);
+    int rc = -1;
+    if (out != NULL && err != NULL &&
+        PySys_SetObject("stdout", out) == 0 && PySys_SetObject("stderr", err) == 0 &&
+        PySys_SetObject("__stdout__", out) == 0 && PySys_SetObject("__stderr__", err) == 0) {
+        stderr_stream = err;
+        Py_INCREF(err);
+        rc = 0;
+    }
+    Py_XDECREF(out);
+    Py_XDECREF(err);
+    return rc;
+}
+
+int wsgi_interp_start(wsgi_main *m)
+{
+    for (size_t i = 0; i < m->nenv; i++)
+        setenv(m->env_names[i], m->env_values[i], 1);
+
+    PyConfig c;
+    PyConfig_InitPythonConfig(&c);
+    c.install_signal_handlers = 0;      /* signals stay the daemon's */
+    c.parse_argv = 0;
+    /* the prefix comes from where this libpython is installed, never from
+     * whatever `python3` comes first on PATH */
+    PyStatus st = PyConfig_SetBytesString(&c, &c.program_name,
+                                          TT_PYTHON_PREFIX "/bin/python" TT_PYTHON_VERSION);
+    char *argv[] = { "tutti", NULL };
+    if (!PyStatus_Exception(st))
+        st = PyConfig_SetBytesArgv(&c, 1, argv);
+    if (!PyStatus_Exception(st))
+        st = Py_InitializeFromConfig(&c);
+    PyConfig_Clear(&c);
+    if (PyStatus_Exception(st)) {
+        api->log(TT_LOG_ERROR, "cannot start Python: %s",
+                 st.err_msg ? st.err_msg : "unknown error");
+        return -1;
+    }
+    main_ts = NULL;
+
+    PyObject *tb = PyImport_ImportModule("traceback");
+    if (tb != NULL) {
+        format_exception = PyObject_GetAttrString(tb, "format_exception");
+        Py_DECREF(tb);
+    }
+    if (format_exception == NULL || PyType_Ready(&log_stream_type) != 0 ||
+        PyType_Ready(&wsgi_input_type) != 0 || PyType_Ready(&wsgi_call_type) != 0 ||
+        PyType_Ready(&wsgi_file_wrapper_type) != 0 || set_streams() != 0 ||
+        wsgi_environ_init() != 0 || (apps = PyDict_New()) == NULL) {
+        char why[512];
+        exception_summary(why, sizeof(why));
+        PyErr_Clear();
+        api->log(TT_LOG_ERROR, "cannot set up Python: %s", why);
+        return -1;
+    }
+    if (set_paths(m) != 0) {
+        char why[512];
+        exception_summary(why, sizeof(why));
+        log_traceback();
+        api->log(TT_LOG_ERROR, "python: cannot set sys.path: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+/* The interpreter ends with the worker (atexit handlers run), unless a
+ * thread is still inside the app: then it is left to the exit. */
+void wsgi_interp_keep(void)
+{
+    finalize_ok = 0;
+}
+
+void wsgi_interp_stop(void)
+{
+    if (!Py_IsInitialized() || main_ts == NULL)
+        return;
+    wsgi_gil_take();
+    PyObject *out = PySys_GetObject("stdout"), *err = PySys_GetObject("stderr");
+    if (out != NULL)
+        Py_XDECREF(PyObject_CallMethod(out, "flush", NULL));
+    if (err != NULL)
+        Py_XDECREF(PyObject_CallMethod(err, "flush", NULL));
+    PyErr_Clear();
+    if (!finalize_ok) {
+        wsgi_gil_drop();
+        return;
+    }
+    Py_CLEAR(apps);
+    Py_CLEAR(format_exception);
+    Py_CLEAR(stderr_stream);
+    Py_FinalizeEx();
+    main_ts = NULL;
+}
+
+/* ---------------------------------------------------------------- the app */
+
+static PyObject *resolve(const char *spec)
+{
+    const char *colon = strchr(spec, ':');
+    char mod[512];
+    size_t mlen = (size_t)(colon - spec);
+    if (mlen >= sizeof(mod)) {
+        PyErr_SetString(PyExc_ValueError, "module name too long");
+        return NULL;
+    }
+    memcpy(mod, spec, mlen);
+    mod[mlen] = '\0';
+
+    PyObject *obj = PyImport_ImportModule(mod);
+    const char *p = colon + 1;
+    while (obj != NULL && *p && *p != '(') {
+        const char *end = p + strcspn(p, ".(");
+        PyObject *name = PyUnicode_FromStringAndSize(p, end - p);
+        PyObject *next = name ? PyObject_GetAttr(obj, name) : NULL;
+        Py_XDECREF(name);
+        Py_DECREF(obj);
+        obj = next;
+        p = *end == '.' ? end + 1 : end;
+    }
+    if (obj != NULL && *p == '(') {         /* module:factory() */
+        PyObject *made = PyObject_CallNoArgs(obj);
+        Py_DECREF(obj);
+        obj = made;
+    }
+    return obj;
+}
+
+int wsgi_interp_load_app(wsgi_route *rt)
+{
+    PyObject *app = PyDict_GetItemString(apps, rt->app_spec);     /* borrowed */
+    if (app != NULL) {
+        Py_INCREF(app);
+        rt->app = app;
+        return 0;
+    }
+    app = resolve(rt->app_spec);
+    if (app == NULL)
+        return app_failed(rt, NULL);
+    if (!PyCallable_Check(app)) {
+        app_failed(rt, "it is a %s, not a callable; name the WSGI callable (module:callable)",
+                   Py_TYPE(app)->tp_name);
+        Py_DECREF(app);
+        return -1;
+    }
+    if (PyDict_SetItemString(apps, rt->app_spec, app) != 0) {
+        Py_DECREF(app);
+        return app_failed(rt, NULL);
+    }
+    rt->app = app;
+    return 0;
+}

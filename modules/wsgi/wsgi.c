@@ -1,0 +1,486 @@
+/* wsgi — the module: the `python:` section, the `wsgi:` route key, and the
+ * way from a request to the Python that answers it. See wsgi.h. */
+#include "wsgi.h"      /* first: Python.h before the system headers */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const tt_api *wsgi_api;
+#define api wsgi_api
+
+/* threads per route: more than this is a mistake, not a tuning */
+#define WSGI_MAX_THREADS 256
+
+static int wsgi_load(const tt_api *a)
+{
+    if (a->size < sizeof(tt_api))
+        return -1;
+    wsgi_api = a;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the python: section */
+
+static int conf_dir(const tt_conf_node *at, const char **out, tt_errbuf *err)
+{
+    /* "." resolved the way every relative path of the config is */
+    tt_conf_node dot = { .type = TT_CONF_SCALAR, .file = at->file, .line = at->line,
+                         .col = at->col, .value = ".", .len = 1 };
+    return api->conf_path(&dot, out, err);
+}
+
+static int conf_path_list(const tt_conf_node *n, wsgi_main *m, tt_errbuf *err)
+{
+    if (n->type == TT_CONF_SCALAR) {
+        m->path = api->conf_alloc(sizeof(char *));
+        m->npath = 1;
+        return m->path == NULL ? -1 : api->conf_path(n, &m->path[0], err);
+    }
+    if (n->type != TT_CONF_SEQ) {
+        api->conf_error(err, n, "'path' is a list of directories, such as path: [./apps]");
+        return -1;
+    }
+    m->path = api->conf_alloc((n->n + 1) * sizeof(char *));
+    if (m->path == NULL)
+        return -1;
+    for (size_t i = 0; i < n->n; i++)
+        if (api->conf_path(n->items[i], &m->path[i], err) != 0)
+            return -1;
+    m->npath = n->n;
+    return 0;
+}
+
+static int conf_env(const tt_conf_node *n, wsgi_main *m, tt_errbuf *err)
+{
+    if (n->type != TT_CONF_MAP) {
+        api->conf_error(err, n, "'env' is a map of variables, such as "
+                        "env: {DJANGO_SETTINGS_MODULE: mysite.settings}");
+        return -1;
+    }
+    m->env_names = api->conf_alloc((n->n + 1) * sizeof(char *));
+    m->env_values = api->conf_alloc((n->n + 1) * sizeof(char *));
+    if (m->env_names == NULL || m->env_values == NULL)
+        return -1;
+    for (size_t i = 0; i < n->n; i++) {
+        const tt_conf_node *k = n->keys[i], *v = n->items[i];
+        if (k->len == 0 || strchr(k->value, '=') != NULL) {
+            api->conf_error(err, k, "'%s' is not an environment variable name", k->value);
+            return -1;
+        }
+        if (v->type != TT_CONF_SCALAR) {
+            api->conf_error(err, v, "the value of '%s' is a string, such as %s: value",
+                            k->value, k->value);
+            return -1;
+        }
+        m->env_names[i] = k->value;
+        m->env_values[i] = v->value;
+    }
+    m->nenv = n->n;
+    return 0;
+}
+
+static int wsgi_configure_main(const tt_conf_node *node, void **main_conf, tt_errbuf *err)
+{
+    static const char *const keys[] = { "home", "path", "env", NULL };
+    wsgi_main *m = api->conf_alloc(sizeof(*m));
+    const tt_conf_node *v;
+
+    if (m == NULL)
+        return -1;
+    *main_conf = m;
+    if (node == NULL)
+        return 0;
+    if (node->type != TT_CONF_MAP) {
+        api->conf_error(err, node, "'python' is a map, such as python: {path: [./apps]}");
+        return -1;
+    }
+    if (api->conf_check_keys(node, "python", keys, err) != 0)
+        return -1;
+    if ((v = api->conf_get(node, "home")) != NULL) {
+        struct stat st;
+        if (api->conf_path(v, &m->home, err) != 0)
+            return -1;
+        if (stat(m->home, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            api->conf_error(err, v, "python home '%s' is not a directory; give a virtualenv's "
+                            "directory, such as home: ./venv", m->home);
+            return -1;
+        }
+    }
+    if ((v = api->conf_get(node, "path")) != NULL && conf_path_list(v, m, err) != 0)
+        return -1;
+    if ((v = api->conf_get(node, "env")) != NULL && conf_env(v, m, err) != 0)
+        return -1;
+    return conf_dir(node, &m->conf_dir, err);
+}
+
+/* ---------------------------------------------------------------- the wsgi: route key */
+
+/* "pkg.mod:attr.attr" with an optional "()" for a factory */
+static int app_spec_ok(const char *s)
+{
+    const char *colon = strchr(s, ':');
+    if (colon == NULL || colon == s || colon[1] == '\0')
+        return 0;
+    size_t len = strlen(s);
+    size_t end = len >= 2 && strcmp(s + len - 2, "()") == 0 ? len - 2 : len;
+    for (const char *p = s; p < s + end; p++) {
+        if (p == colon)
+            continue;
+        if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '.'))
+            return 0;
+        /* no empty name between dots, no leading digit */
+        int starts = p == s || p[-1] == '.' || p[-1] == ':';
+        if (starts && (*p == '.' || isdigit((unsigned char)*p)))
+            return 0;
+    }
+    return s[end - 1] != '.' && colon[-1] != '.' && end > (size_t)(colon - s) + 1;
+}
+
+static int conf_app(const tt_conf_node *v, wsgi_route *rt, tt_errbuf *err)
+{
+    if (api->conf_string(v, &rt->app_spec, err) != 0)
+        return -1;
+    if (!app_spec_ok(rt->app_spec)) {
+        api->conf_error(err, v, "'app: %s': expected module:callable, such as "
+                        "app: mysite.wsgi:application (or module:factory() to call a factory)",
+                        rt->app_spec);
+        return -1;
+    }
+    rt->file = v->file;
+    rt->line = v->line;
+    rt->col = v->col;
+    return 0;
+}
+
+static int conf_script_name(const tt_conf_node *v, wsgi_route *rt, tt_errbuf *err)
+{
+    const char *s;
+    if (api->conf_string(v, &s, err) != 0)
+        return -1;
+    size_t n = strlen(s);
+    if (n > 0 && s[0] != '/') {
+        api->conf_error(err, v, "'script_name: %s' is a path prefix that starts with /, "
+                        "such as script_name: /app (or \"\" for none)", s);
+        return -1;
+    }
+    while (n > 0 && s[n - 1] == '/')     /* "/app/" mounts at "/app" */
+        n--;
+    rt->script_name = s;
+    rt->script_name_len = n;
+    return 0;
+}
+
+static int wsgi_configure_route(const tt_conf_node *node, void *main_conf, void **route_conf,
+                                tt_errbuf *err)
+{
+    static const char *const keys[] = { "app", "threads", "script_name", NULL };
+    wsgi_main *m = main_conf;
+    wsgi_route *rt = api->conf_alloc(sizeof(*rt));
+    const tt_conf_node *v;
+
+    if (rt == NULL)
+        return -1;
+    rt->main = m;
+    rt->threads = 4;
+    rt->script_name = "";
+
+    if (node->type == TT_CONF_SCALAR) {
+        /* wsgi: mysite.wsgi:application */
+        if (conf_app(node, rt, err) != 0)
+            return -1;
+    } else if (node->type != TT_CONF_MAP) {
+        api->conf_error(err, node, "'wsgi' is a map, such as wsgi: {app: mysite.wsgi:application}");
+        return -1;
+    } else {
+        if (api->conf_check_keys(node, "wsgi", keys, err) != 0)
+            return -1;
+        if ((v = api->conf_get(node, "app")) == NULL) {
+            api->conf_error(err, node, "wsgi route has no 'app'; add app: module:callable, "
+                            "such as app: mysite.wsgi:application");
+            return -1;
+        }
+        if (conf_app(v, rt, err) != 0)
+            return -1;
+        if ((v = api->conf_get(node, "threads")) != NULL &&
+            api->conf_int(v, 0, WSGI_MAX_THREADS, &rt->threads, err) != 0)
+            return -1;
+        if ((v = api->conf_get(node, "script_name")) != NULL &&
+            conf_script_name(v, rt, err) != 0)
+            return -1;
+    }
+    if (m->conf_dir == NULL && conf_dir(node, &m->conf_dir, err) != 0)
+        return -1;
+    rt->next = m->routes;
+    m->routes = rt;
+    *route_conf = rt;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- workers */
+
+static int wsgi_init_worker(void *main_conf)
+{
+    wsgi_main *m = main_conf;
+
+    if (m == NULL || m->routes == NULL)
+        return 0;               /* loaded, but no route runs Python: no interpreter */
+    if (wsgi_interp_start(m) != 0)
+        return -1;
+    for (wsgi_route *rt = m->routes; rt != NULL; rt = rt->next) {
+        if (wsgi_interp_load_app(rt) != 0 || (rt->environ = wsgi_environ_base(rt)) == NULL) {
+            wsgi_gil_drop();
+            return -1;
+        }
+    }
+    /* the threads start waiting for the GIL, which the I/O thread gives up
+     * for good here: it only takes it back for threads: 0 routes */
+    wsgi_gil_drop();
+    if (wsgi_hub_start() != 0)
+        return -1;
+    for (wsgi_route *rt = m->routes; rt != NULL; rt = rt->next)
+        if (rt->threads > 0 && wsgi_pool_start(rt) != 0)
+            return -1;
+    return 0;
+}
+
+static void wsgi_exit_worker(void *main_conf)
+{
+    wsgi_main *m = main_conf;
+
+    if (m == NULL || m->routes == NULL)
+        return;
+    wsgi_hub_stop();
+    wsgi_interp_stop();
+}
+
+/* ---------------------------------------------------------------- requests */
+
+/* The core closed the request: normal end, client gone, or our abort. */
+static void job_closed(tt_request *r, void *arg)
+{
+    wsgi_job *j = arg;
+
+    j->r = NULL;
+    if (j->threaded) {
+        wsgi_hub_lock();
+        j->gone = 1;
+        if (j->waiting)
+            pthread_cond_signal(&j->cond);
+        wsgi_hub_unlock();
+    } else if (j->call != NULL) {
+        wsgi_cancel(j);         /* a paused response: close() the app's iterable */
+    }
+    j->io_done = 1;
+    if (j->py_done)
+        wsgi_job_free(j);
+}
+
+/* threads: 0 runs the app on this thread once the body is all here */
+static void run_inline(wsgi_job *j)
+{
+    j->py_done = 0;
+    wsgi_gil_take();
+    wsgi_run(j);
+    wsgi_gil_drop();
+    j->py_done = 1;
+    if (j->io_done)
+        wsgi_job_free(j);
+}
+
+static int body_append(wsgi_job *j, const char *data, size_t len)
+{
+    wsgi_chunk *c = malloc(sizeof(*c) + len);
+    if (c == NULL)
+        return -1;
+    c->next = NULL;
+    c->len = len;
+    c->off = 0;
+    memcpy(c->data, data, len);
+    if (j->body_tail)
+        j->body_tail->next = c;
+    else
+        j->body_head = c;
+    j->body_tail = c;
+    j->body_bytes += len;
+    return 0;
+}
+
+static void inline_body(tt_request *r, const char *data, size_t len, int status, void *arg)
+{
+    wsgi_job *j = arg;
+
+    if (status == TT_BODY_ERROR)
+        return;                 /* the request is going away; job_closed cleans up */
+    if (len > 0 && body_append(j, data, len) != 0) {
+        api->respond(r, 500, "text/plain; charset=utf-8", "out of memory\n", 14);
+        return;
+    }
+    if (status == TT_BODY_END) {
+        j->body_done = 1;
+        run_inline(j);
+    }
+}
+
+/* The threads' body feed: queue, wake the reader, and stop reading the
+ * client while the app is behind. */
+static void thread_body(tt_request *r, const char *data, size_t len, int status, void *arg)
+{
+    wsgi_job *j = arg;
+    int pause = 0;
+
+    wsgi_hub_lock();
+    if (len > 0 && body_append(j, data, len) != 0)
+        status = TT_BODY_ERROR;
+    if (status == TT_BODY_END) {
+        j->body_done = 1;
+    } else if (status == TT_BODY_ERROR) {
+        j->body_done = 1;
+        j->body_error = 1;
+    } else if (j->body_bytes > WSGI_BODY_HIGH && !j->body_paused) {
+        j->body_paused = 1;
+        pause = 1;
+    }
+    if (j->waiting)
+        pthread_cond_signal(&j->cond);
+    wsgi_hub_unlock();
+    if (pause)
+        api->pause_body(r, 1);
+}
+
+/* Called by hub.c for a resume message: start or resume the body. */
+void wsgi_body_resume(wsgi_job *j)
+{
+    if (j->r == NULL)
+        return;
+    wsgi_hub_lock();
+    int started = j->body_reading;
+    j->body_reading = 1;
+    j->body_paused = 0;
+    wsgi_hub_unlock();
+    if (!started) {
+        api->read_body(j->r, thread_body, j);
+        return;
+    }
+    api->pause_body(j->r, 0);
+}
+
+/* Python threads read the request after the core may have freed it: give
+ * them a copy of what they need, in one allocation. */
+static size_t str_room(const char *s, size_t n)
+{
+    return s != NULL ? n + 1 : 0;
+}
+
+static const char *str_put(char **at, const char *s, size_t n)
+{
+    if (s == NULL)
+        return NULL;
+    char *p = *at;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    *at += n + 1;
+    return p;
+}
+
+static int snapshot(wsgi_job *j, const tt_request *r)
+{
+    size_t room = r->nheaders * sizeof(tt_header);
+    room += str_room(r->method, r->method_len) + str_room(r->target, r->target_len) +
+            str_room(r->path, r->path_len) + str_room(r->query, r->query_len) +
+            str_room(r->host, r->host_len);
+    const char *strs[] = { r->remote_addr, r->local_addr, r->server_name };
+    for (size_t i = 0; i < 3; i++)
+        room += strs[i] ? strlen(strs[i]) + 1 : 0;
+    for (size_t i = 0; i < r->nheaders; i++)
+        room += r->headers[i].name_len + r->headers[i].value_len + 2;
+
+    char *p = malloc(room ? room : 1);
+    if (p == NULL)
+        return -1;
+    j->copy = p;
+    j->req = *r;
+    tt_header *h = (tt_header *)(void *)p;
+    p += r->nheaders * sizeof(tt_header);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        h[i].name_len = r->headers[i].name_len;
+        h[i].value_len = r->headers[i].value_len;
+        h[i].name = str_put(&p, r->headers[i].name, h[i].name_len);
+        h[i].value = str_put(&p, r->headers[i].value, h[i].value_len);
+    }
+    j->req.headers = h;
+    j->req.method = str_put(&p, r->method, r->method_len);
+    j->req.target = str_put(&p, r->target, r->target_len);
+    j->req.path = str_put(&p, r->path, r->path_len);
+    j->req.query = str_put(&p, r->query, r->query_len);
+    j->req.host = str_put(&p, r->host, r->host_len);
+    j->req.remote_addr = str_put(&p, r->remote_addr, r->remote_addr ? strlen(r->remote_addr) : 0);
+    j->req.local_addr = str_put(&p, r->local_addr, r->local_addr ? strlen(r->local_addr) : 0);
+    j->req.server_name = str_put(&p, r->server_name, r->server_name ? strlen(r->server_name) : 0);
+    j->req.raw_path = NULL;         /* Python reads target instead */
+    j->req.route_prefix = NULL;
+    j->req.ctx = NULL;
+    return 0;
+}
+
+static int wsgi_handle(tt_request *r, void *route_conf)
+{
+    wsgi_route *rt = route_conf;
+    wsgi_job *j = calloc(1, sizeof(*j));
+
+    if (j == NULL)
+        return TT_ERROR;
+    j->route = rt;
+    j->r = r;
+    j->threaded = rt->threads > 0;
+    j->py_done = !j->threaded;
+    if (j->threaded) {
+        if (snapshot(j, r) != 0 || pthread_cond_init(&j->cond, NULL) != 0) {
+            free(j->copy);
+            free(j);
+            return TT_ERROR;
+        }
+    } else {
+        j->req = *r;
+    }
+    api->on_close(r, job_closed, j);
+
+    if (!j->threaded) {
+        if (!r->has_body) {
+            j->body_done = 1;
+            run_inline(j);
+            return TT_OK;
+        }
+        return api->read_body(r, inline_body, j) == 0 ? TT_OK : TT_ERROR;
+    }
+
+    if (!r->has_body) {
+        j->body_done = 1;
+    } else if (api->header(r, "Expect", NULL) == NULL) {
+        /* read ahead while the app starts; with 100-continue the app's first
+         * read asks for it, so an app that refuses the body never invites it */
+        j->body_reading = 1;
+        api->read_body(r, thread_body, j);
+    }
+    wsgi_pool_dispatch(rt->pool, j);
+    return TT_OK;
+}
+
+TT_MODULE_DEFINE = {
+    .abi = TT_MODULE_ABI,
+    .signature = TT_MODULE_SIGNATURE,
+    .name = "wsgi",
+    .version = "0.1.0",
+    /* C extension modules Python imports expect libpython's symbols to be
+     * global (DESIGN.md, pitfalls) */
+    .flags = TT_MODULE_GLOBAL_SYMBOLS,
+    .route_key = "wsgi",
+    .route_kind = TT_MODULE_HANDLER,
+    .main_key = "python",
+    .load = wsgi_load,
+    .configure_main = wsgi_configure_main,
+    .configure_route = wsgi_configure_route,
+    .init_worker = wsgi_init_worker,
+    .handle = wsgi_handle,
+    .exit_worker = wsgi_exit_worker,
+};
