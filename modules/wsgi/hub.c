@@ -437,28 +437,29 @@ static wsgi_job *pool_next(wsgi_pool *p)
 {
     wsgi_job *j;
 
-    /* busy: take the next job without letting the GIL go */
-    pthread_mutex_lock(&hub.lock);
-    if ((j = p->head) != NULL || p->stopping) {
-        if (j != NULL && (p->head = j->next) == NULL)
-            p->tail = NULL;
+    /* A job is taken only while holding the GIL: a thread that took one
+     * and then waited for the GIL would sit on it while the running thread
+     * serves later ones, and the tail latency would show it. */
+    for (;;) {
+        pthread_mutex_lock(&hub.lock);
+        if ((j = p->head) != NULL || p->stopping) {
+            if (j != NULL && (p->head = j->next) == NULL)
+                p->tail = NULL;
+            pthread_mutex_unlock(&hub.lock);
+            return j;
+        }
         pthread_mutex_unlock(&hub.lock);
-        return j;
-    }
-    pthread_mutex_unlock(&hub.lock);
 
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&hub.lock);
-    while (p->head == NULL && !p->stopping) {
-        p->idle++;
-        pthread_cond_wait(&p->cond, &hub.lock);
-        p->idle--;
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(&hub.lock);
+        while (p->head == NULL && !p->stopping) {
+            p->idle++;
+            pthread_cond_wait(&p->cond, &hub.lock);
+            p->idle--;
+        }
+        pthread_mutex_unlock(&hub.lock);
+        Py_END_ALLOW_THREADS
     }
-    if ((j = p->head) != NULL && (p->head = j->next) == NULL)
-        p->tail = NULL;
-    pthread_mutex_unlock(&hub.lock);
-    Py_END_ALLOW_THREADS
-    return j;
 }
 
 static void *pool_thread(void *arg)
