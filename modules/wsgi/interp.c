@@ -345,6 +345,18 @@ int wsgi_interp_start(wsgi_main *m)
     for (size_t i = 0; i < m->nenv; i++)
         setenv(m->env_names[i], m->env_values[i], 1);
 
+#ifdef TT_SANITIZERS
+    /* every object from malloc, none from pymalloc's mmap'ed arenas, so
+     * LeakSanitizer sees what refers to what */
+    PyPreConfig pre;
+    PyPreConfig_InitPythonConfig(&pre);
+    pre.allocator = PYMEM_ALLOCATOR_MALLOC;
+    PyStatus pst = Py_PreInitialize(&pre);
+    if (PyStatus_Exception(pst)) {
+        api->log(TT_LOG_ERROR, "cannot start Python: %s", pst.err_msg ? pst.err_msg : "?");
+        return -1;
+    }
+#endif
     PyConfig c;
     PyConfig_InitPythonConfig(&c);
     c.install_signal_handlers = 0;      /* signals stay the daemon's */
@@ -391,33 +403,39 @@ int wsgi_interp_start(wsgi_main *m)
     return 0;
 }
 
-/* The interpreter ends with the worker (atexit handlers run), unless a
- * thread is still inside the app: then it is left to the exit. */
+/* A thread is still inside the app at exit: leave Python alone. */
 void wsgi_interp_keep(void)
 {
     finalize_ok = 0;
 }
 
-void wsgi_interp_stop(void)
+static void flush_streams(void)
 {
-    if (!Py_IsInitialized() || main_ts == NULL)
-        return;
-    wsgi_gil_take();
     PyObject *out = PySys_GetObject("stdout"), *err = PySys_GetObject("stderr");
     if (out != NULL)
         Py_XDECREF(PyObject_CallMethod(out, "flush", NULL));
     if (err != NULL)
         Py_XDECREF(PyObject_CallMethod(err, "flush", NULL));
     PyErr_Clear();
-    if (!finalize_ok) {
-        wsgi_gil_drop();
+}
+
+/* The worker is about to exit: the app's atexit handlers run (logging
+ * flushes its handlers there), the streams are flushed, and the process
+ * ends without Py_FinalizeEx, which would wait for any non-daemon thread
+ * the app started and tear down objects the exit frees anyway. */
+void wsgi_interp_stop(void)
+{
+    if (!Py_IsInitialized() || !finalize_ok)
         return;
-    }
-    Py_CLEAR(apps);
-    Py_CLEAR(format_exception);
-    Py_CLEAR(stderr_stream);
-    Py_FinalizeEx();
-    main_ts = NULL;
+    wsgi_gil_take();
+    PyObject *mod = PyImport_ImportModule("atexit");
+    PyObject *rc = mod ? PyObject_CallMethod(mod, "_run_exitfuncs", NULL) : NULL;
+    if (rc == NULL)
+        wsgi_log_exception("python: an atexit handler failed");
+    Py_XDECREF(rc);
+    Py_XDECREF(mod);
+    flush_streams();
+    wsgi_gil_drop();
 }
 
 /* ---------------------------------------------------------------- the app */
