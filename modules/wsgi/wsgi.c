@@ -357,6 +357,7 @@ void wsgi_body_resume(wsgi_job *j)
     int started = j->body_reading;
     j->body_reading = 1;
     j->body_paused = 0;
+    j->body_asked = 0;
     wsgi_hub_unlock();
     if (!started) {
         api->read_body(j->r, thread_body, j);
