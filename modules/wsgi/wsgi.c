@@ -268,12 +268,41 @@ static void job_closed(tt_request *r, void *arg)
         if (j->waiting)
             pthread_cond_signal(&j->cond);
         wsgi_hub_unlock();
-    } else if (j->call != NULL) {
+    } else if (j->call != NULL && j->py_done) {
         wsgi_cancel(j);         /* a paused response: close() the app's iterable */
     }
     j->io_done = 1;
     if (j->py_done)
         wsgi_job_free(j);
+}
+
+static void inline_drained(tt_request *r, void *arg);
+
+/* After a turn of the app on this thread: a response paused over the
+ * high-water mark goes on when the client has taken it. */
+static void inline_after(wsgi_job *j)
+{
+    j->py_done = 1;
+    if (j->io_done) {
+        if (j->call != NULL)
+            wsgi_cancel(j);     /* the client left during this very turn */
+        wsgi_job_free(j);
+        return;
+    }
+    if (j->call != NULL && j->r != NULL)
+        api->on_drain(j->r, inline_drained, j);
+}
+
+static void inline_drained(tt_request *r, void *arg)
+{
+    wsgi_job *j = arg;
+    if (j->call == NULL)
+        return;
+    j->py_done = 0;
+    wsgi_gil_take();
+    wsgi_resume(j);
+    wsgi_gil_drop();
+    inline_after(j);
 }
 
 /* threads: 0 runs the app on this thread once the body is all here */
@@ -283,9 +312,7 @@ static void run_inline(wsgi_job *j)
     wsgi_gil_take();
     wsgi_run(j);
     wsgi_gil_drop();
-    j->py_done = 1;
-    if (j->io_done)
-        wsgi_job_free(j);
+    inline_after(j);
 }
 
 static int body_append(wsgi_job *j, const char *data, size_t len)

@@ -95,8 +95,20 @@ def hello_route(match, throttle=None, echo=False):
     return r
 
 
+APPS = Path(__file__).resolve().parent.parent / "apps"
+
+
+def wsgi_echo_route(match, throttle=None, threads=2):
+    """The WSGI echo app (tests/apps/echo_wsgi.py): a real app's upload and
+    download under the same limits as the hello echo."""
+    r = {"match": match, "wsgi": {"app": "echo_wsgi:application", "threads": threads}}
+    if throttle is not None:
+        r["throttle"] = throttle
+    return r
+
+
 def config(routes, **top):
-    cfg = {"modules": ["static", "hello", "throttle"]}
+    cfg = {"modules": ["static", "hello", "throttle", "wsgi"], "python": {"path": [str(APPS)]}}
     cfg.update(top)
     cfg["servers"] = [{"routes": routes}]
     return cfg
@@ -199,9 +211,10 @@ def speed(shared_daemon, tree):
     return shared_daemon(config([
         static_route("/slow/", tree, {"download": "512KB/s"}),
         static_route("/after/", tree, {"download": "512KB/s", "download_after": "1MB"}),
-        # the echo of module hello stands in for an app: when the wsgi module
-        # lands, a WSGI echo app replaces it here
         hello_route("/up", {"upload": "256KB/s"}, echo=True),
+        wsgi_echo_route("/wsgiup", {"upload": "256KB/s"}),
+        wsgi_echo_route("/wsgidown", {"download": "512KB/s"}),
+        wsgi_echo_route("/wsgiup0", {"upload": "256KB/s"}, threads=0),
         hello_route("/upfast", echo=True),
         hello_route("/downecho", {"download": "512KB/s"}, echo=True),
         hello_route("/afterecho", {"download": "512KB/s", "download_after": "1MB"}, echo=True),
@@ -282,6 +295,24 @@ def test_upload_at_256kb_per_second(speed):
     assert r.status == 200, r
     assert sha(r.body) == sha(body), "echo differs from the upload"
     assert 2.5 <= took <= 4.5 + SLACK, f"768 KB at 256KB/s took {took:.2f}s (want 2.5-4.5)"
+
+
+@pytest.mark.parametrize("path", ["/wsgiup", "/wsgiup0"], ids=["threads", "threads-0"])
+def test_upload_to_a_wsgi_app_at_256kb_per_second(speed, path):
+    """A WSGI app reading wsgi.input sees the upload at the limit."""
+    body = os.urandom(UPLOAD_SIZE)
+    r, took = timed_echo(speed.port, path, body)
+    assert r.status == 200, r
+    assert sha(r.body) == sha(body), "echo differs from the upload"
+    assert 2.5 <= took <= 4.5 + SLACK, f"768 KB at 256KB/s took {took:.2f}s (want 2.5-4.5)"
+
+
+def test_download_from_a_wsgi_app_at_512kb_per_second(speed):
+    """A WSGI app's streamed response goes out at the limit."""
+    body = os.urandom(BIG_SIZE)
+    r, took = timed_echo(speed.port, "/wsgidown", body)
+    assert r.status == 200 and sha(r.body) == sha(body)
+    assert 3.0 <= took <= 4.5 + SLACK, f"2 MB echoed at 512KB/s took {took:.2f}s (want 3.0-4.5)"
 
 
 def test_upload_without_throttle_is_full_speed(speed):
