@@ -23,6 +23,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 DEPS=(build-essential autoconf automake libtool pkg-config
       libevent-dev libssl-dev libyaml-dev libpython3.11-dev libcmocka-dev node-llhttp
       curl python3-pytest python3-requests
+      python3-flask python3-django python3-bottle     # the WSGI apps the tests run
       clang libclang-rt-14-dev)      # clang + libFuzzer, for the fuzzers
 
 say() { printf 'dev.sh: %s\n' "$*"; }
