@@ -67,4 +67,5 @@ const tt_api tt_module_api = {
     .set_rate = tt_req_set_rate,
     .worker_count = api_worker_count,
     .abort = tt_req_abort,
+    .reason = tt_resp_reason,
 };

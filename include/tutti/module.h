@@ -124,8 +124,12 @@ struct tt_api {
      * complete-looking answer. The close hooks run before it returns, or,
      * inside the handler's own call, as the core unwinds; r is gone after. */
     void (*abort)(tt_request *r);
+    /* The reason phrase for the coming start() instead of the standard one
+     * (an app's "299 Quite Fine"); -1 if it has control characters or is
+     * over 200 bytes, and the standard one stays. */
+    int  (*reason)(tt_request *r, const char *reason, size_t len);
 
-    void *spare[13];
+    void *spare[12];
 };
 
 struct tt_module {

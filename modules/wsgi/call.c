@@ -77,6 +77,11 @@ static int head_make(wsgi_call *c, wsgi_head *h, tt_header *hdrs, tt_header **he
         }
     }
     h->status = c->code;
+    /* "200 OK": the reason after the code and its space */
+    Py_ssize_t slen;
+    const char *st = PyUnicode_AsUTF8AndSize(c->status, &slen);
+    h->reason = st != NULL && slen > 4 ? st + 4 : "";
+    h->reason_len = st != NULL && slen > 4 ? (size_t)(slen - 4) : 0;
     h->headers = a;
     h->n = (size_t)n;
     /* the app's own Content-Length wins: the core reads it from the list */

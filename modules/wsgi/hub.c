@@ -37,6 +37,8 @@ typedef struct wsgi_msg {
     wsgi_job        *job;
     int              flags;
     int              status;
+    const char      *reason;
+    size_t           reason_len;
     tt_header       *headers;
     size_t           nheaders;
     int64_t          length;
@@ -104,6 +106,16 @@ void wsgi_job_free(wsgi_job *j)
 
 /* ---------------------------------------------------------------- the I/O thread's side */
 
+/* The head into the core, with the app's reason phrase when it has one
+ * (an unprintable one leaves the standard phrase). */
+static int start(tt_request *r, int status, const char *reason, size_t reason_len,
+                 const tt_header *headers, size_t n, int64_t length)
+{
+    if (reason_len > 0)
+        api->reason(r, reason, reason_len);
+    return api->start(r, status, headers, n, length);
+}
+
 static void ack(wsgi_job *j, size_t n)
 {
     pthread_mutex_lock(&hub.lock);
@@ -132,7 +144,8 @@ static void apply(wsgi_msg *m)
             api->respond(r, 500, "text/plain; charset=utf-8", fail_body, sizeof(fail_body) - 1);
         } else {
             if (m->flags & M_HEAD)
-                api->start(r, m->status, m->headers, m->nheaders, m->length);
+                start(r, m->status, m->reason, m->reason_len, m->headers, m->nheaders,
+                      m->length);
             if (m->len > 0)
                 api->write(r, m->data, m->len);
             if (m->flags & M_FILE) {
@@ -212,7 +225,7 @@ static wsgi_msg *msg_new(wsgi_job *j, const wsgi_head *h, const struct iovec *io
 {
     size_t room = 0, data = 0;
     if (h != NULL) {
-        room = h->n * sizeof(tt_header);
+        room = h->n * sizeof(tt_header) + h->reason_len;
         for (size_t i = 0; i < h->n; i++)
             room += h->headers[i].name_len + h->headers[i].value_len;
     }
@@ -238,6 +251,10 @@ static wsgi_msg *msg_new(wsgi_job *j, const wsgi_head *h, const struct iovec *io
             hs[i].value = p;
             p += hs[i].value_len;
         }
+        memcpy(p, h->reason, h->reason_len);
+        m->reason = p;
+        m->reason_len = h->reason_len;
+        p += h->reason_len;
         m->flags |= M_HEAD;
         m->status = h->status;
         m->headers = hs;
@@ -286,7 +303,8 @@ static int out_inline(wsgi_job *j, const wsgi_head *h, const struct iovec *iov, 
     if (flags & WSGI_OUT_FAIL)
         return api->respond(r, 500, "text/plain; charset=utf-8", fail_body,
                             sizeof(fail_body) - 1) == 0 ? 0 : -2;
-    if (h != NULL && api->start(r, h->status, h->headers, h->n, h->length) != 0)
+    if (h != NULL && start(r, h->status, h->reason, h->reason_len, h->headers, h->n,
+                           h->length) != 0)
         return -2;
     for (int i = 0; i < niov; i++)
         if (iov[i].iov_len > 0 && api->write(r, iov[i].iov_base, iov[i].iov_len) != 0)
@@ -352,8 +370,8 @@ int wsgi_out_file(wsgi_job *j, const wsgi_head *h, int fd, int64_t off, int64_t 
 {
     if (!j->threaded) {
         tt_request *r = j->r;
-        if (r == NULL || (h != NULL && api->start(r, h->status, h->headers, h->n,
-                                                  h->length) != 0)) {
+        if (r == NULL || (h != NULL && start(r, h->status, h->reason, h->reason_len,
+                                             h->headers, h->n, h->length) != 0)) {
             close(fd);
             return -2;
         }

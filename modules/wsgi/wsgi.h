@@ -111,6 +111,8 @@ struct wsgi_job {
  * call returns. */
 typedef struct {
     int         status;
+    const char *reason;         /* the app's reason phrase, may be "" */
+    size_t      reason_len;
     tt_header  *headers;
     size_t      n;
     int64_t     length;         /* -1: Content-Length from headers, or none */

@@ -43,6 +43,7 @@ struct tt_req {
     unsigned         keepalive:1;   /* the connection stays open after this */
     unsigned         truncated:1;   /* fewer bytes than Content-Length: must close */
     int64_t          out_length;    /* declared Content-Length, -1 if none */
+    const char      *reason;        /* the handler's reason phrase, or NULL */
     tt_spool_piece  *spool_head, *spool_tail;
     uint64_t         spool_bytes;   /* in the spool, not yet in the output */
     uint64_t         out_sent;      /* body bytes accepted from the handler */
@@ -109,6 +110,7 @@ int    tt_resp_respond(tt_request *r, int status, const char *content_type,
                        const void *body, size_t len);
 size_t tt_resp_pending(const tt_request *r);
 void   tt_resp_on_drain(tt_request *r, tt_request_cb cb, void *arg);
+int    tt_resp_reason(tt_request *r, const char *reason, size_t len);
 /* the core's own short error page, with extra headers (Allow for 405) */
 int    tt_resp_error(tt_req *q, int status, const tt_header *extra, size_t nextra);
 

@@ -224,8 +224,9 @@ int tt_resp_start(tt_request *r, int status, const tt_header *headers,
 
     struct evbuffer *out = bufferevent_get_output(c->bev);
     char head[1024];
-    int len = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%sDate: %s\r\n",
-                       status, tt_status_reason(status),
+    const char *reason = q->reason != NULL ? q->reason : tt_status_reason(status);
+    int len = snprintf(head, sizeof(head), "HTTP/1.1 %d %.200s\r\n%sDate: %s\r\n",
+                       status, reason,
                        has_server ? "" : "Server: tutti\r\n", tt_http_date());
     evbuffer_add(out, head, (size_t)len);
 
@@ -399,6 +400,26 @@ int tt_resp_respond(tt_request *r, int status, const char *content_type,
     if (len > 0)
         tt_resp_write(r, body, len);
     return tt_resp_finish(r);
+}
+
+/* The reason phrase of the coming start(), as an app gave it ("299 Quite
+ * Fine"): printable text only, so it can never split the head. */
+int tt_resp_reason(tt_request *r, const char *reason, size_t len)
+{
+    tt_req *q = (tt_req *)r;
+
+    if (q->started || len > 200)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)reason[i];
+        if ((ch < ' ' && ch != '\t') || ch == 0x7f)
+            return -1;
+    }
+    char *copy = tt_arena_strndup(q->pool, reason, len);
+    if (copy == NULL)
+        return -1;
+    q->reason = copy;
+    return 0;
 }
 
 size_t tt_resp_pending(const tt_request *r)
