@@ -68,4 +68,5 @@ const tt_api tt_module_api = {
     .worker_count = api_worker_count,
     .abort = tt_req_abort,
     .reason = tt_resp_reason,
+    .wait_drain = tt_resp_wait_drain,
 };

@@ -120,16 +120,21 @@ struct tt_api {
     /* worker processes of the running config (`workers:` resolved) */
     int  (*worker_count)(void);
     /* The response cannot be completed (its head is out, its body will not
-     * be): close the connection, so the client sees a cut and never a
-     * complete-looking answer. The close hooks run before it returns, or,
-     * inside the handler's own call, as the core unwinds; r is gone after. */
+     * be): what is queued is sent, then the connection closes without
+     * ending the body, so the client sees a cut and never a complete-looking
+     * answer. Like finish(), the close hooks run once the output is out. */
     void (*abort)(tt_request *r);
     /* The reason phrase for the coming start() instead of the standard one
      * (an app's "299 Quite Fine"); -1 if it has control characters or is
      * over 200 bytes, and the standard one stays. */
     int  (*reason)(tt_request *r, const char *reason, size_t len);
+    /* Block this worker until no more than `below` bytes of output wait,
+     * for at most timeout_ms (0: the server's send_timeout): only for a handler that must not return to
+     * the loop mid-call (an app on the event loop). -1 when the client is
+     * gone or too slow: abort then. Everyone else uses on_drain. */
+    int  (*wait_drain)(tt_request *r, size_t below, uint64_t timeout_ms);
 
-    void *spare[12];
+    void *spare[11];
 };
 
 struct tt_module {

@@ -254,6 +254,8 @@ static PyObject *call_write(wsgi_call *c, PyObject *data)
         Py_RETURN_NONE;
     struct iovec v = { PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data) };
     int rc = send(c, &v, 1, -1, 0);
+    if (rc == 1)                /* threads: 0 and the client is behind */
+        rc = wsgi_out_wait(c->job);
     if (rc == -1)
         return NULL;
     if (rc == -2) {

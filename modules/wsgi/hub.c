@@ -318,6 +318,19 @@ static int out_inline(wsgi_job *j, const wsgi_head *h, const struct iovec *iov, 
     return api->pending(r) > WSGI_OUT_HIGH ? 1 : 0;
 }
 
+/* threads: 0, for write(), which cannot pause the app: block until the
+ * client has taken most of it (GIL released), or -2 when it will not. */
+int wsgi_out_wait(wsgi_job *j)
+{
+    int rc;
+    if (j->r == NULL)
+        return -2;
+    Py_BEGIN_ALLOW_THREADS
+    rc = api->wait_drain(j->r, WSGI_OUT_HIGH / 2, 0);
+    Py_END_ALLOW_THREADS
+    return rc == 0 ? 0 : -2;
+}
+
 int wsgi_out(wsgi_job *j, const wsgi_head *h, const struct iovec *iov, int niov, int flags)
 {
     if (!j->threaded)

@@ -12,6 +12,7 @@ static PyThreadState *main_ts;      /* the I/O thread's, while it lacks the GIL 
 static PyObject *apps;              /* "module:callable" -> the app, one import per spec */
 static PyObject *format_exception;  /* traceback.format_exception */
 static PyObject *stderr_stream;
+static PyObject *stdout_stream;
 static int finalize_ok = 1;
 
 void wsgi_gil_take(void)
@@ -33,49 +34,75 @@ PyObject *wsgi_errors_stream(void)
 
 /* A text stream that logs one line per entry at a level: print() and
  * tracebacks land in the error log with a time and the worker's pid,
- * instead of on a terminal nobody reads. */
+ * instead of on a terminal nobody reads. Each thread has its own partial
+ * line, so two requests printing at once never splice their lines. */
+#define LOG_LINE_MAX 8192       /* a longer "line" is logged in pieces */
+#define LOG_THREADS  16         /* partial lines kept apart; more share the last */
+
+typedef struct {
+    unsigned long thread;       /* PyThread_get_thread_ident(), 0: free */
+    char  *buf;
+    size_t len, cap;
+} log_line;
+
 typedef struct {
     PyObject_HEAD
-    int   level;
-    char *buf;                  /* the line so far */
-    size_t len, cap;
+    int      level;
+    log_line lines[LOG_THREADS];
 } log_stream;
 
-#define LOG_LINE_MAX 8192       /* a longer "line" is logged in pieces */
-
-static void stream_emit(log_stream *s)
+static void stream_emit(log_stream *s, log_line *l)
 {
-    api->log(s->level, "%.*s", (int)s->len, s->buf);
-    s->len = 0;
+    api->log(s->level, "%.*s", (int)l->len, l->buf);
+    l->len = 0;
+}
+
+/* this thread's partial line (the GIL makes this safe) */
+static log_line *line_of(log_stream *s)
+{
+    unsigned long me = PyThread_get_thread_ident();
+    log_line *empty = NULL;
+    for (int i = 0; i < LOG_THREADS; i++) {
+        if (s->lines[i].thread == me)
+            return &s->lines[i];
+        if (empty == NULL && s->lines[i].len == 0)
+            empty = &s->lines[i];
+    }
+    if (empty == NULL)
+        empty = &s->lines[LOG_THREADS - 1];
+    else
+        empty->thread = me;
+    return empty;
 }
 
 static int stream_add(log_stream *s, const char *p, size_t n)
 {
+    log_line *l = line_of(s);
     while (n > 0) {
         const char *nl = memchr(p, '\n', n);
         size_t take = nl ? (size_t)(nl - p) : n;
-        if (s->len + take > LOG_LINE_MAX)
-            take = LOG_LINE_MAX - s->len;
-        if (s->len + take > s->cap) {
-            size_t cap = s->cap ? s->cap * 2 : 256;
-            while (cap < s->len + take)
+        if (l->len + take > LOG_LINE_MAX)
+            take = LOG_LINE_MAX - l->len;
+        if (l->len + take > l->cap) {
+            size_t cap = l->cap ? l->cap * 2 : 256;
+            while (cap < l->len + take)
                 cap *= 2;
-            char *b = realloc(s->buf, cap);
+            char *b = realloc(l->buf, cap);
             if (b == NULL)
                 return -1;
-            s->buf = b;
-            s->cap = cap;
+            l->buf = b;
+            l->cap = cap;
         }
-        memcpy(s->buf + s->len, p, take);
-        s->len += take;
+        memcpy(l->buf + l->len, p, take);
+        l->len += take;
         p += take;
         n -= take;
         if (nl != NULL && p == nl) {
             p++;
             n--;
-            stream_emit(s);
-        } else if (s->len == LOG_LINE_MAX) {
-            stream_emit(s);
+            stream_emit(s, l);
+        } else if (l->len == LOG_LINE_MAX) {
+            stream_emit(s, l);
         }
     }
     return 0;
@@ -119,11 +146,20 @@ static PyObject *stream_writelines(log_stream *s, PyObject *lines)
     Py_RETURN_NONE;
 }
 
+/* An entry is a line: flush() keeps a partial line for its newline (a
+ * wrapper such as colorama's, which Django installs, flushes after every
+ * piece it writes). What is left is logged at exit. */
 static PyObject *stream_flush(log_stream *s, PyObject *unused)
 {
-    if (s->len > 0)
-        stream_emit(s);
     Py_RETURN_NONE;
+}
+
+static void stream_drain(PyObject *o)
+{
+    log_stream *s = (log_stream *)o;
+    for (int i = 0; o != NULL && i < LOG_THREADS; i++)
+        if (s->lines[i].len > 0)
+            stream_emit(s, &s->lines[i]);
 }
 
 static PyObject *stream_false(PyObject *s, PyObject *unused)
@@ -138,9 +174,11 @@ static PyObject *stream_true(PyObject *s, PyObject *unused)
 
 static void stream_dealloc(log_stream *s)
 {
-    if (s->len > 0)
-        stream_emit(s);
-    free(s->buf);
+    for (int i = 0; i < LOG_THREADS; i++) {
+        if (s->lines[i].len > 0)
+            stream_emit(s, &s->lines[i]);
+        free(s->lines[i].buf);
+    }
     Py_TYPE(s)->tp_free((PyObject *)s);
 }
 
@@ -182,8 +220,7 @@ static PyObject *stream_new(int level)
     if (s == NULL)
         return NULL;
     s->level = level;
-    s->buf = NULL;
-    s->len = s->cap = 0;
+    memset(s->lines, 0, sizeof(s->lines));
     return (PyObject *)s;
 }
 
@@ -333,6 +370,8 @@ static int set_streams(void)
         PySys_SetObject("__stdout__", out) == 0 && PySys_SetObject("__stderr__", err) == 0) {
         stderr_stream = err;
         Py_INCREF(err);
+        stdout_stream = out;
+        Py_INCREF(out);
         rc = 0;
     }
     Py_XDECREF(out);
@@ -417,6 +456,8 @@ static void flush_streams(void)
     if (err != NULL)
         Py_XDECREF(PyObject_CallMethod(err, "flush", NULL));
     PyErr_Clear();
+    stream_drain(stdout_stream);
+    stream_drain(stderr_stream);
 }
 
 /* The worker is about to exit: the app's atexit handlers run (logging

@@ -160,6 +160,7 @@ void wsgi_hub_stop(void);
 int  wsgi_pool_start(wsgi_route *rt);
 void wsgi_pool_dispatch(wsgi_pool *p, wsgi_job *j);
 int  wsgi_out(wsgi_job *j, const wsgi_head *h, const struct iovec *iov, int niov, int flags);
+int  wsgi_out_wait(wsgi_job *j);
 int  wsgi_out_file(wsgi_job *j, const wsgi_head *h, int fd, int64_t off, int64_t len);
 size_t wsgi_body_take(wsgi_job *j, char *buf, size_t n, int line, int *err);
 void wsgi_job_free(wsgi_job *j);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -984,18 +985,80 @@ void tt_req_on_close(tt_request *r, tt_request_cb cb, void *arg)
 }
 
 /* The response cannot complete (an app failed after its head went out):
- * close the connection so the client sees a cut, never a false end. The
- * close hooks run before this returns (or, inside the input loop, as it
- * unwinds); the caller must not touch r afterwards. */
+ * what is queued still goes out, then the connection closes instead of
+ * ending the body (no last chunk), so the client sees a cut, never a false
+ * end. It ends like a finished response otherwise: the close hooks run
+ * once the output is flushed. */
 void tt_req_abort(tt_request *r)
 {
     tt_req *q = (tt_req *)r;
     tt_conn *c = q->c;
 
-    if (c == NULL)
+    if (c == NULL || q->finished)
         return;
+    if (!q->started)
+        q->status = 500;            /* for the access log: nothing was sent */
+    q->started = 1;
+    q->finished = 1;
+    q->truncated = 1;               /* no keep-alive after it */
     c->closing = 1;
-    conn_close(c);
+    tt_conn_response_finished(c);
+}
+
+/* Write the output out until no more than `below` bytes wait, blocking this
+ * worker (poll) for at most timeout_ms (0: send_timeout): for a handler that runs on the
+ * event loop and cannot give it back mid-call (a WSGI app's write() with
+ * threads: 0). The throttle's bucket is honoured and charged. -1 when the
+ * client is gone or too slow: the caller aborts; the loop sees the rest. */
+int tt_resp_wait_drain(tt_request *r, size_t below, uint64_t timeout_ms)
+{
+    tt_req *q = (tt_req *)r;
+    tt_conn *c = q->c;
+
+    if (c == NULL || c->bev == NULL)
+        return -1;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    uint64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : c->limits->send_timeout_ms);
+
+    while (tt_resp_pending(r) > below) {
+        if (evbuffer_get_length(out) == 0) {
+            if (q->spool_head == NULL || tt_spool_feed(q) != 0)
+                return -1;
+            continue;
+        }
+        ev_ssize_t room = -1;
+        if (c->rate_limited && (room = bufferevent_get_max_to_write(c->bev)) <= 0) {
+            struct timespec tick = { 0, 10 * 1000 * 1000 };     /* the bucket refills */
+            nanosleep(&tick, NULL);
+            if (now_ms() >= until)
+                return -1;
+            continue;
+        }
+        /* the bufferevent froze its output's start: thaw it for this write */
+        evbuffer_unfreeze(out, 1);
+        errno = 0;
+        int n = evbuffer_write_atmost(out, fd, room);
+        evbuffer_freeze(out, 1);
+        if (n == 0 && errno == 0)
+            return -1;              /* a file in the output ended early */
+        if (n > 0) {
+            if (c->rate_limited)
+                bufferevent_decrement_write_limit(c->bev, n);
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        uint64_t now = now_ms();
+        if (now >= until)
+            return -1;
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        if (poll(&p, 1, (int)(until - now)) < 0 && errno != EINTR)
+            return -1;
+        if (p.revents & (POLLERR | POLLHUP))
+            return -1;
+    }
+    return 0;
 }
 
 const char *tt_req_header(const tt_request *r, const char *name, size_t *len)

@@ -127,6 +127,7 @@ int    tt_body_read(tt_request *r, tt_body_cb cb, void *arg);
 void   tt_body_pause(tt_request *r, int paused);
 void   tt_req_on_close(tt_request *r, tt_request_cb cb, void *arg);
 void   tt_req_abort(tt_request *r);
+int    tt_resp_wait_drain(tt_request *r, size_t below, uint64_t timeout_ms);
 int    tt_req_set_rate(tt_request *r, uint64_t download, uint64_t upload,
                        uint64_t download_after);
 const char *tt_req_header(const tt_request *r, const char *name, size_t *len);
