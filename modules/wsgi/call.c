@@ -3,6 +3,7 @@
  * failures turned into a 500 or a cut connection. Runs with the GIL held:
  * on a pool thread, or on the I/O thread for threads: 0. */
 #include "wsgi.h"      /* first: Python.h before the system headers */
+#include "spec.h"
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -183,16 +184,15 @@ static int parse_status(PyObject *status)
                      Py_TYPE(status)->tp_name);
         return -1;
     }
-    const char *s = PyUnicode_AsUTF8(status);
+    Py_ssize_t len;
+    const char *s = PyUnicode_AsUTF8AndSize(status, &len);
     if (s == NULL)
         return -1;
-    if (strlen(s) < 3 || s[0] < '1' || s[0] > '9' || s[1] < '0' || s[1] > '9' ||
-        s[2] < '0' || s[2] > '9' || (s[3] != '\0' && s[3] != ' ')) {
+    int code = wsgi_status_code(s, (size_t)len);
+    if (code < 0)
         PyErr_Format(PyExc_ValueError, "status %R is not a code and a reason such as '200 OK'",
                      status);
-        return -1;
-    }
-    return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+    return code;
 }
 
 /* start_response(status, headers, exc_info=None) -> write */

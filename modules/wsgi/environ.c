@@ -3,6 +3,7 @@
  * the route's constant keys and gets only what varies. Strings are "native
  * strings": bytes as latin-1, as the PEP says. */
 #include "wsgi.h"      /* first: Python.h before the system headers */
+#include "spec.h"
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -36,19 +37,13 @@ static PyObject *intern(const char *s)
     return PyUnicode_InternFromString(s);
 }
 
-/* "X-Forwarded-For" -> "HTTP_X_FORWARDED_FOR"; NULL (no error) for a name
- * with an underscore, which could pose as a dashed one (nginx drops them) */
+/* The environ key of a header; NULL (and no error) for a name that gets
+ * none (see wsgi_cgi_name) */
 static PyObject *header_key(const char *name, size_t len)
 {
     char buf[256];
-    if (len + 5 > sizeof(buf) || memchr(name, '_', len) != NULL)
-        return NULL;
-    memcpy(buf, "HTTP_", 5);
-    for (size_t i = 0; i < len; i++) {
-        char ch = name[i];
-        buf[5 + i] = ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
-    }
-    return PyUnicode_DecodeLatin1(buf, (Py_ssize_t)(len + 5), NULL);
+    size_t n = wsgi_cgi_name(name, len, buf, sizeof(buf));
+    return n > 0 ? PyUnicode_DecodeLatin1(buf, (Py_ssize_t)n, NULL) : NULL;
 }
 
 int wsgi_environ_init(void)

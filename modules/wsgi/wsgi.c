@@ -1,7 +1,7 @@
 /* wsgi — the module: the `python:` section, the `wsgi:` route key, and the
  * way from a request to the Python that answers it. See wsgi.h. */
 #include "wsgi.h"      /* first: Python.h before the system headers */
-#include <ctype.h>
+#include "spec.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -116,32 +116,11 @@ static int wsgi_configure_main(const tt_conf_node *node, void **main_conf, tt_er
 
 /* ---------------------------------------------------------------- the wsgi: route key */
 
-/* "pkg.mod:attr.attr" with an optional "()" for a factory */
-static int app_spec_ok(const char *s)
-{
-    const char *colon = strchr(s, ':');
-    if (colon == NULL || colon == s || colon[1] == '\0')
-        return 0;
-    size_t len = strlen(s);
-    size_t end = len >= 2 && strcmp(s + len - 2, "()") == 0 ? len - 2 : len;
-    for (const char *p = s; p < s + end; p++) {
-        if (p == colon)
-            continue;
-        if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '.'))
-            return 0;
-        /* no empty name between dots, no leading digit */
-        int starts = p == s || p[-1] == '.' || p[-1] == ':';
-        if (starts && (*p == '.' || isdigit((unsigned char)*p)))
-            return 0;
-    }
-    return s[end - 1] != '.' && colon[-1] != '.' && end > (size_t)(colon - s) + 1;
-}
-
 static int conf_app(const tt_conf_node *v, wsgi_route *rt, tt_errbuf *err)
 {
     if (api->conf_string(v, &rt->app_spec, err) != 0)
         return -1;
-    if (!app_spec_ok(rt->app_spec)) {
+    if (!wsgi_app_spec_ok(rt->app_spec)) {
         api->conf_error(err, v, "'app: %s': expected module:callable, such as "
                         "app: mysite.wsgi:application (or module:factory() to call a factory)",
                         rt->app_spec);
