@@ -16,6 +16,7 @@ def pytest_configure(config):
         raise pytest.UsageError(
             "TUTTI_BIN must name the tutti binary (installed, so its module path holds "
             "hello.so); run the suite through ./dev.sh test")
+    config.addinivalue_line("markers", "slow: a long test (big transfers); CI runs it too")
 
 
 def _check_sanitizers(d):
