@@ -531,10 +531,16 @@ static void stop(int sig)
     tt_log(TT_LOG_INFO, sig == SIGQUIT ? "graceful stop" : "fast stop");
     for (size_t i = 0; i < tt_m.nkids; i++) {
         tt_child *k = &tt_m.kids[i];
-        if (k->pid == 0)
+        if (k->pid == 0) {
             free_slot(k);       /* no restart any more */
-        else
-            k->state = TT_W_RETIRING;
+            continue;
+        }
+        /* the stop's deadline, not the one a worker got when it was
+         * spawned (ready by) or retired by a reload, if that is later: a
+         * worker up for more than a minute was otherwise killed at once */
+        if (k->state != TT_W_RETIRING || k->deadline_ms > tt_m.stop_deadline_ms)
+            k->deadline_ms = tt_m.stop_deadline_ms;
+        k->state = TT_W_RETIRING;
     }
     signal_all(sig);
     /* the port closes as soon as the workers let go of it too: a client

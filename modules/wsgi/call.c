@@ -5,7 +5,9 @@
 #include "wsgi.h"      /* first: Python.h before the system headers */
 #include "spec.h"
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -441,6 +443,26 @@ static int send_sequence(wsgi_call *c)
     return rc == -1 ? -1 : 0;
 }
 
+/* The app's Content-Length, or -1. */
+static int64_t declared_length(wsgi_call *c)
+{
+    if (!c->declared)
+        return -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(c->headers); i++) {
+        PyObject *pair = PyList_GET_ITEM(c->headers, i);
+        const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 0));
+        if (name == NULL || strcasecmp(name, "Content-Length") != 0)
+            continue;
+        const char *v = PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 1));
+        char *end;
+        long long n = v ? strtoll(v, &end, 10) : -1;
+        PyErr_Clear();
+        return v != NULL && end != v && *end == '\0' && n >= 0 ? n : -1;
+    }
+    PyErr_Clear();
+    return -1;
+}
+
 /* A file_wrapper of a real file: from its position to its end, by
  * sendfile. Returns 1 when it is not one (iterate it instead). */
 static int send_file(wsgi_call *c)
@@ -472,6 +494,9 @@ static int send_file(wsgi_call *c)
     int64_t len = st.st_size > off ? st.st_size - off : 0;
     if (c->status == NULL)
         return no_status();
+    int64_t declared = declared_length(c);
+    if (declared >= 0 && declared < len)
+        len = declared;         /* the app sends part of the file */
 
     int dupfd = dup(fd);
     if (dupfd < 0) {

@@ -25,7 +25,8 @@ void wsgi_input_detach(PyObject *input)
 
 static PyObject *gone_error(void)
 {
-    PyErr_SetString(PyExc_OSError, "the client disconnected before sending the whole body");
+    PyErr_SetString(PyExc_OSError, "the request body did not arrive whole (the client left, "
+                    "stopped sending, or sent more than max_body_size)");
     return NULL;
 }
 

@@ -354,10 +354,7 @@ static int set_paths(const wsgi_main *m)
     PyObject *rc = PyObject_CallMethod(mod, "addsitedir", "s", site);
     Py_DECREF(mod);
     Py_XDECREF(rc);
-    if (rc == NULL)
-        return -1;
-    setenv("VIRTUAL_ENV", m->home, 1);
-    return 0;
+    return rc == NULL ? -1 : 0;
 }
 
 static int set_streams(void)
@@ -381,6 +378,9 @@ static int set_streams(void)
 
 int wsgi_interp_start(wsgi_main *m)
 {
+    /* before Python starts, so os.environ has them */
+    if (m->home != NULL)
+        setenv("VIRTUAL_ENV", m->home, 1);
     for (size_t i = 0; i < m->nenv; i++)
         setenv(m->env_names[i], m->env_values[i], 1);
 

@@ -2,6 +2,7 @@
  * way from a request to the Python that answers it. See wsgi.h. */
 #include "wsgi.h"      /* first: Python.h before the system headers */
 #include "spec.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -104,6 +105,18 @@ static int wsgi_configure_main(const tt_conf_node *node, void **main_conf, tt_er
         if (stat(m->home, &st) != 0 || !S_ISDIR(st.st_mode)) {
             api->conf_error(err, v, "python home '%s' is not a directory; give a virtualenv's "
                             "directory, such as home: ./venv", m->home);
+            return -1;
+        }
+        /* a venv of another Python has lib/pythonX.Y of its own version */
+        char site[4096];
+        snprintf(site, sizeof(site), "%s/lib/python%s/site-packages", m->home,
+                 TT_PYTHON_VERSION);
+        if (stat(site, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            api->conf_error(err, v, "python home '%s' has no lib/python%s/site-packages: tutti "
+                            "runs Python %s, and a virtualenv works only with the Python that "
+                            "made it; make one with /usr/bin/python%s -m venv "
+                            "--system-site-packages %s", m->home, TT_PYTHON_VERSION,
+                            TT_PYTHON_VERSION, TT_PYTHON_VERSION, m->home);
             return -1;
         }
     }

@@ -1722,6 +1722,7 @@ def test_demo_config_serves_the_demo_site(tutti, tmp_path):
     """etc/tutti.yaml, the config `./dev.sh run` serves, on a free port."""
     src = Path(harness.SRC_DIR) / "etc"
     shutil.copytree(src / "site", tmp_path / "demo" / "site")
+    shutil.copytree(src / "apps", tmp_path / "demo" / "apps")
     text = (src / "tutti.yaml").read_text()
     assert "127.0.0.1:8080" in text
     text = text.replace("127.0.0.1:8080", "127.0.0.1:@PORT@")
@@ -1739,3 +1740,12 @@ def test_demo_config_serves_the_demo_site(tutti, tmp_path):
     assert requests.get(d.url + "/healthz", timeout=5).text == "ok\n"
     assert requests.get(d.url + "/hello/ada", timeout=5).text == "Hello, ada!\n"
     assert requests.get(d.url + "/no-such-page", timeout=5).status_code == 404
+    # the demo WSGI app (etc/apps/demo_wsgi.py), mounted at /wsgi
+    r = requests.get(d.url + "/wsgi", timeout=5, allow_redirects=False)
+    assert (r.status_code, r.headers.get("Location", "").endswith("/wsgi/")) == (301, True), r
+    r = requests.get(d.url + "/wsgi/", timeout=5)
+    assert r.status_code == 200 and "text/html" in r.headers["Content-Type"]
+    r = requests.post(d.url + "/wsgi/form", data={"name": "ada <3"}, timeout=5)
+    assert r.status_code == 200 and "ada &lt;3" in r.text
+    r = requests.get(d.url + "/wsgi/stream", timeout=10)
+    assert r.status_code == 200 and r.headers.get("Transfer-Encoding") == "chunked"
