@@ -475,11 +475,6 @@ void wsgi_interp_stop(void)
         wsgi_log_exception("python: an atexit handler failed");
     Py_XDECREF(rc);
     Py_XDECREF(mod);
-    /* garbage cycles nobody collected yet: their __del__ and weakref
-     * callbacks run, and nothing unreachable is left at the exit (which
-     * LeakSanitizer would rightly call a leak) */
-    PyGC_Collect();
-    PyErr_Clear();
     flush_streams();
     wsgi_gil_drop();
 }

@@ -2,6 +2,7 @@
  * way from a request to the Python that answers it. See wsgi.h. */
 #include "wsgi.h"      /* first: Python.h before the system headers */
 #include "spec.h"
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,20 @@ static int wsgi_load(const tt_api *a)
     if (a->size < sizeof(tt_api))
         return -1;
     wsgi_api = a;
+
+    /* The C extensions Python imports (_json, _ssl, ...) are not linked
+     * against libpython and expect its symbols to be global (DESIGN.md,
+     * pitfalls). Promote libpython alone to RTLD_GLOBAL: promoting this
+     * module would make its tt_module_entry global too, where it clashes
+     * with every other module's. */
+    Dl_info info;
+    if (dladdr((void *)Py_Initialize, &info) == 0 || info.dli_fname == NULL ||
+        dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL) == NULL) {
+        const char *why = dlerror();
+        api->log(TT_LOG_ERROR, "wsgi: cannot make libpython's symbols global: %s",
+                 why ? why : "not found");
+        return -1;
+    }
     return 0;
 }
 
@@ -491,9 +506,6 @@ TT_MODULE_DEFINE = {
     .signature = TT_MODULE_SIGNATURE,
     .name = "wsgi",
     .version = "0.1.0",
-    /* C extension modules Python imports expect libpython's symbols to be
-     * global (DESIGN.md, pitfalls) */
-    .flags = TT_MODULE_GLOBAL_SYMBOLS,
     .route_key = "wsgi",
     .route_kind = TT_MODULE_HANDLER,
     .main_key = "python",
