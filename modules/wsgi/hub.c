@@ -100,6 +100,8 @@ void wsgi_job_free(wsgi_job *j)
     }
     if (j->threaded)
         pthread_cond_destroy(&j->cond);
+    if (j->spool_fd >= 0)
+        close(j->spool_fd);
     free(j->copy);
     free(j);
 }
@@ -416,11 +418,34 @@ static void ask_body(wsgi_job *j)
     push(m);
 }
 
+/* threads: 0, a body in a file: the next bytes of it */
+static size_t spool_take(wsgi_job *j, char *buf, size_t n, int line, int *err)
+{
+    uint64_t left = j->spool_size - j->spool_read;
+    if (n > left)
+        n = (size_t)left;
+    ssize_t got = n > 0 ? pread(j->spool_fd, buf, n, (off_t)j->spool_read) : 0;
+    if (got < 0) {
+        *err = 1;
+        return 0;
+    }
+    if (line) {
+        const char *nl = memchr(buf, '\n', (size_t)got);
+        if (nl != NULL)
+            got = nl - buf + 1;
+    }
+    j->spool_read += (uint64_t)got;
+    return (size_t)got;
+}
+
 /* Called without the GIL. Blocks until at least one byte or the end. */
 size_t wsgi_body_take(wsgi_job *j, char *buf, size_t n, int line, int *err)
 {
     size_t got = 0;
     int ask = 0;
+
+    if (j->spool_fd >= 0)
+        return spool_take(j, buf, n, line, err);
 
     pthread_mutex_lock(&hub.lock);
     for (;;) {

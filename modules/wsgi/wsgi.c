@@ -3,10 +3,13 @@
 #include "wsgi.h"      /* first: Python.h before the system headers */
 #include "spec.h"
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const tt_api *wsgi_api;
 #define api wsgi_api
@@ -340,14 +343,73 @@ static int body_append(wsgi_job *j, const char *data, size_t len)
     return 0;
 }
 
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The body so far into an unlinked file in $TMPDIR (or /tmp), and the rest
+ * after it. */
+static int spool_start(wsgi_job *j)
+{
+    const char *dir = getenv("TMPDIR");
+    int fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        api->log(TT_LOG_ERROR, "wsgi: cannot make a file for a request body in %s: %m",
+                 dir && *dir ? dir : "/tmp");
+        return -1;
+    }
+    for (wsgi_chunk *c = j->body_head; c != NULL; c = c->next) {
+        if (write_all(fd, c->data, c->len) != 0) {
+            api->log(TT_LOG_ERROR, "wsgi: writing a request body to a file: %m");
+            close(fd);
+            return -1;
+        }
+    }
+    while (j->body_head != NULL) {
+        wsgi_chunk *next = j->body_head->next;
+        free(j->body_head);
+        j->body_head = next;
+    }
+    j->body_tail = NULL;
+    j->spool_fd = fd;
+    j->spool_size = j->body_bytes;
+    return 0;
+}
+
+static int inline_add(wsgi_job *j, const char *data, size_t len)
+{
+    if (j->spool_fd < 0 && j->body_bytes + len > WSGI_BODY_MEM && spool_start(j) != 0)
+        return -1;
+    if (j->spool_fd < 0)
+        return body_append(j, data, len);
+    if (write_all(j->spool_fd, data, len) != 0) {
+        api->log(TT_LOG_ERROR, "wsgi: writing a request body to a file: %m");
+        return -1;
+    }
+    j->spool_size += len;
+    j->body_bytes += len;
+    return 0;
+}
+
 static void inline_body(tt_request *r, const char *data, size_t len, int status, void *arg)
 {
     wsgi_job *j = arg;
 
-    if (status == TT_BODY_ERROR)
+    if (status == TT_BODY_ERROR || j->body_done)
         return;                 /* the request is going away; job_closed cleans up */
-    if (len > 0 && body_append(j, data, len) != 0) {
-        api->respond(r, 500, "text/plain; charset=utf-8", "out of memory\n", 14);
+    if (len > 0 && inline_add(j, data, len) != 0) {
+        j->body_done = 1;       /* no more of it: the 500 is the answer */
+        api->respond(r, 500, "text/plain; charset=utf-8", "500 Internal Server Error\n", 26);
         return;
     }
     if (status == TT_BODY_END) {
@@ -467,6 +529,7 @@ static int wsgi_handle(tt_request *r, void *route_conf)
         return TT_ERROR;
     j->route = rt;
     j->r = r;
+    j->spool_fd = -1;
     j->threaded = rt->threads > 0;
     j->py_done = !j->threaded;
     if (j->threaded) {

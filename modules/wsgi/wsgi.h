@@ -96,6 +96,10 @@ struct wsgi_job {
     int             body_reading; /* read_body() called */
     size_t          unacked;    /* response bytes sent by Python, not yet drained */
 
+    /* threads: 0, a body too big for memory, in an unlinked file */
+    int             spool_fd;   /* -1: none */
+    uint64_t        spool_size, spool_read;
+
     /* I/O thread only */
     size_t          owed;       /* written while over the high-water mark */
     int             io_done, py_done;
@@ -123,6 +127,9 @@ typedef struct {
 #define WSGI_OUT_HIGH  (256 * 1024)
 #define WSGI_BODY_HIGH (256 * 1024)
 #define WSGI_BODY_LOW  (64 * 1024)
+/* threads: 0 reads the whole body before the call: beyond this it goes to
+ * a file (like nginx's client_body_buffer_size), never all in memory */
+#define WSGI_BODY_MEM  (1024 * 1024)
 
 /* interp.c */
 int  wsgi_interp_start(wsgi_main *m);
