@@ -17,7 +17,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <event2/event.h>
@@ -49,6 +52,13 @@ typedef struct wsgi_msg {
     char             mem[];     /* headers, their strings, then data */
 } wsgi_msg;
 
+/* One Python thread of a pool, as the stall check sees it. */
+typedef struct {
+    wsgi_pool      *pool;
+    pid_t           tid;        /* for /proc/self/task/TID/stat */
+    int             busy;       /* inside the app (hub lock) */
+} wsgi_slot;
+
 struct wsgi_pool {
     wsgi_pool      *next;
     wsgi_route     *route;
@@ -62,6 +72,7 @@ struct wsgi_pool {
     unsigned long   seen_pops;  /* pops at the last stall check (I/O thread) */
     int             nthreads;
     pthread_t      *threads;
+    wsgi_slot      *slots;      /* one per thread */
     int             stopping;
 };
 
@@ -509,7 +520,7 @@ static void pool_wake(wsgi_pool *p)
     }
 }
 
-static wsgi_job *pool_next(wsgi_pool *p)
+static wsgi_job *pool_next(wsgi_pool *p, wsgi_slot *slot)
 {
     wsgi_job *j;
     int contender = 0;
@@ -529,6 +540,7 @@ static wsgi_job *pool_next(wsgi_pool *p)
                     p->tail = NULL;
                 p->pops++;
                 p->running++;
+                slot->busy = 1;
             }
             pthread_mutex_unlock(&hub.lock);
             return j;
@@ -556,17 +568,20 @@ static wsgi_job *pool_next(wsgi_pool *p)
 
 static void *pool_thread(void *arg)
 {
-    wsgi_pool *p = arg;
+    wsgi_slot *slot = arg;
+    wsgi_pool *p = slot->pool;
+    slot->tid = (pid_t)syscall(SYS_gettid);
     PyGILState_STATE g = PyGILState_Ensure();
     wsgi_job *j;
 
-    while ((j = pool_next(p)) != NULL) {
+    while ((j = pool_next(p, slot)) != NULL) {
         j->next = NULL;
         wsgi_run(j);
         if (PyErr_Occurred())           /* never leak one into the next request */
             wsgi_log_exception("wsgi app '%s'", p->route->app_spec);
         pthread_mutex_lock(&hub.lock);
         p->running--;
+        slot->busy = 0;
         pthread_mutex_unlock(&hub.lock);
     }
     PyGILState_Release(g);
@@ -580,24 +595,65 @@ static void *pool_thread(void *arg)
  * interval, and requests would take turns in 5 ms slices (Flask's p99 went
  * from 14 to 30 ms with 4 threads). So a job waits for the threads already
  * in the app as long as they make progress; when none has taken a job for
- * one tick while jobs wait, one more thread is woken, and so on each tick:
- * slow views still get every thread, a CPU-bound app runs on one at a
- * time without switches. */
+ * one tick while jobs wait, and none of them is computing (runnable in
+ * /proc, see pool_computing), one more thread is woken, and so on each
+ * tick: slow views still get every thread, a CPU-bound app runs on one at
+ * a time without switches. */
+/* Is this thread running or waiting only for a CPU ('R' in /proc)? A
+ * thread blocked on I/O, a sleep or the GIL is 'S' or 'D'. */
+static int thread_runnable(pid_t tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');      /* the name may hold spaces */
+    return paren != NULL && paren[1] == ' ' && paren[2] == 'R';
+}
+
+/* Does a thread of the pool, inside the app, still compute? Then it has
+ * not stalled: it only did not get the CPU this tick (on a busy core the
+ * I/O thread may hold it longer than a tick), and another thread would
+ * only contend for its GIL. */
+static int pool_computing(wsgi_pool *p)
+{
+    pid_t tids[64];
+    int n = 0;
+
+    pthread_mutex_lock(&hub.lock);
+    for (int i = 0; i < p->nthreads && n < 64; i++)
+        if (p->slots[i].busy && p->slots[i].tid > 0)
+            tids[n++] = p->slots[i].tid;
+    pthread_mutex_unlock(&hub.lock);
+    for (int i = 0; i < n; i++)
+        if (thread_runnable(tids[i]))
+            return 1;
+    return 0;
+}
+
 static void stall_check(evutil_socket_t fd, short what, void *arg)
 {
     int waiting = 0;
 
     hub.stall_armed = 0;
-    pthread_mutex_lock(&hub.lock);
     for (wsgi_pool *p = hub.pools; p != NULL; p = p->next) {
-        if (p->head == NULL)
-            continue;
-        waiting = 1;
-        if (p->pops == p->seen_pops)
-            pool_wake(p);
+        pthread_mutex_lock(&hub.lock);
+        int stalled = p->head != NULL && p->pops == p->seen_pops;
+        waiting |= p->head != NULL;
         p->seen_pops = p->pops;
+        pthread_mutex_unlock(&hub.lock);
+        if (!stalled || pool_computing(p))
+            continue;
+        pthread_mutex_lock(&hub.lock);
+        pool_wake(p);
+        pthread_mutex_unlock(&hub.lock);
     }
-    pthread_mutex_unlock(&hub.lock);
     if (waiting) {
         static const struct timeval tick = { 0, WSGI_STALL_US };
         hub.stall_armed = 1;
@@ -628,7 +684,10 @@ void wsgi_pool_dispatch(wsgi_pool *p, wsgi_job *j)
 int wsgi_pool_start(wsgi_route *rt)
 {
     wsgi_pool *p = calloc(1, sizeof(*p));
-    if (p == NULL || (p->threads = calloc((size_t)rt->threads, sizeof(pthread_t))) == NULL) {
+    if (p == NULL || (p->threads = calloc((size_t)rt->threads, sizeof(pthread_t))) == NULL ||
+        (p->slots = calloc((size_t)rt->threads, sizeof(wsgi_slot))) == NULL) {
+        if (p != NULL)
+            free(p->threads);
         free(p);
         api->log(TT_LOG_ERROR, "wsgi: out of memory starting threads");
         return -1;
@@ -644,7 +703,8 @@ int wsgi_pool_start(wsgi_route *rt)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     for (long i = 0; i < rt->threads; i++) {
-        int e = pthread_create(&p->threads[i], NULL, pool_thread, p);
+        p->slots[i].pool = p;
+        int e = pthread_create(&p->threads[i], NULL, pool_thread, &p->slots[i]);
         if (e != 0) {
             pthread_sigmask(SIG_SETMASK, &old, NULL);
             api->log(TT_LOG_ERROR, "wsgi app '%s': cannot start thread %ld of %ld: %s",
@@ -706,6 +766,7 @@ void wsgi_hub_stop(void)
         hub.pools = p->next;
         pthread_cond_destroy(&p->cond);
         free(p->threads);
+        free(p->slots);
         free(p);
     }
     if (hub.ev != NULL)
