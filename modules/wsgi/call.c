@@ -21,6 +21,7 @@ typedef struct {
     int        code;
     int        head_sent;       /* handed to the core: start_response is final */
     int        declared;        /* the app set Content-Length */
+    int64_t    declared_len;    /* its value, -1 if it is not a number */
     int        done;            /* no more output: the last piece went, or cannot */
     int        sent_last;       /* the final message went (threads: the job is the
                                  * I/O thread's again, never touch it after) */
@@ -146,7 +147,18 @@ static PyMethodDef write_def = {
     "write", (PyCFunction)call_write, METH_O, "write(data): send bytes now (legacy WSGI)"
 };
 
-static int check_headers(PyObject *headers, int *declared)
+/* The app's Content-Length value: -1 unless all digits. */
+static int64_t length_value(PyObject *v)
+{
+    const char *s = PyUnicode_AsUTF8(v);
+    char *end;
+    long long n = s != NULL ? strtoll(s, &end, 10) : -1;
+    PyErr_Clear();
+    return s != NULL && end != s && *end == '\0' && n >= 0 ? n : -1;
+}
+
+/* A list of (str, str); whether it has a Content-Length, and its value. */
+static int check_headers(PyObject *headers, int *declared, int64_t *declared_len)
 {
     if (!PyList_Check(headers)) {
         PyErr_Format(PyExc_TypeError, "response headers must be a list, not %.100s",
@@ -154,6 +166,7 @@ static int check_headers(PyObject *headers, int *declared)
         return -1;
     }
     *declared = 0;
+    *declared_len = -1;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
         PyObject *pair = PyList_GET_ITEM(headers, i);
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
@@ -164,17 +177,12 @@ static int check_headers(PyObject *headers, int *declared)
             return -1;
         }
         PyObject *name = PyTuple_GET_ITEM(pair, 0);
-        if (PyUnicode_GET_LENGTH(name) == 14 &&
-            PyUnicode_CompareWithASCIIString(name, "Content-Length") == 0)
+        const char *n = PyUnicode_GET_LENGTH(name) == 14 ? PyUnicode_AsUTF8(name) : NULL;
+        if (n != NULL && strcasecmp(n, "Content-Length") == 0) {
             *declared = 1;
-        else if (PyUnicode_GET_LENGTH(name) == 14) {
-            PyObject *low = PyObject_CallMethod(name, "lower", NULL);
-            if (low == NULL)
-                return -1;
-            if (PyUnicode_CompareWithASCIIString(low, "content-length") == 0)
-                *declared = 1;
-            Py_DECREF(low);
+            *declared_len = length_value(PyTuple_GET_ITEM(pair, 1));
         }
+        PyErr_Clear();
     }
     return 0;
 }
@@ -227,7 +235,8 @@ static PyObject *call_start(wsgi_call *c, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     int code = parse_status(status), declared;
-    if (code < 0 || check_headers(headers, &declared) != 0)
+    int64_t declared_len;
+    if (code < 0 || check_headers(headers, &declared, &declared_len) != 0)
         return NULL;
     Py_INCREF(status);
     Py_XSETREF(c->status, status);
@@ -235,6 +244,7 @@ static PyObject *call_start(wsgi_call *c, PyObject *args, PyObject *kwargs)
     Py_XSETREF(c->headers, headers);
     c->code = code;
     c->declared = declared;
+    c->declared_len = declared_len;
     return PyCFunction_New(&write_def, (PyObject *)c);
 }
 
@@ -328,12 +338,6 @@ static PyObject *fw_close(file_wrapper *w, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static PyObject *fw_iter(PyObject *self)
-{
-    Py_INCREF(self);
-    return self;
-}
-
 static void fw_dealloc(file_wrapper *w)
 {
     Py_XDECREF(w->filelike);
@@ -352,7 +356,7 @@ PyTypeObject wsgi_file_wrapper_type = {
     .tp_dealloc = (destructor)fw_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "wsgi.file_wrapper(filelike, block_size=8192): a real file goes by sendfile",
-    .tp_iter = fw_iter,
+    .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)fw_next,
     .tp_methods = fw_methods,
     .tp_init = (initproc)fw_init,
@@ -404,8 +408,7 @@ static void finish(wsgi_call *c)
         fail(c);
 }
 
-/* A list or tuple of bytes: one piece, with its length known. Returns 1
- * when the result is not one. */
+/* A list or tuple of bytes: one piece, with its length known. */
 static int send_sequence(wsgi_call *c)
 {
     PyObject *seq = c->result;
@@ -443,26 +446,6 @@ static int send_sequence(wsgi_call *c)
     return rc == -1 ? -1 : 0;
 }
 
-/* The app's Content-Length, or -1. */
-static int64_t declared_length(wsgi_call *c)
-{
-    if (!c->declared)
-        return -1;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(c->headers); i++) {
-        PyObject *pair = PyList_GET_ITEM(c->headers, i);
-        const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 0));
-        if (name == NULL || strcasecmp(name, "Content-Length") != 0)
-            continue;
-        const char *v = PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 1));
-        char *end;
-        long long n = v ? strtoll(v, &end, 10) : -1;
-        PyErr_Clear();
-        return v != NULL && end != v && *end == '\0' && n >= 0 ? n : -1;
-    }
-    PyErr_Clear();
-    return -1;
-}
-
 /* A file_wrapper of a real file: from its position to its end, by
  * sendfile. Returns 1 when it is not one (iterate it instead). */
 static int send_file(wsgi_call *c)
@@ -494,9 +477,8 @@ static int send_file(wsgi_call *c)
     int64_t len = st.st_size > off ? st.st_size - off : 0;
     if (c->status == NULL)
         return no_status();
-    int64_t declared = declared_length(c);
-    if (declared >= 0 && declared < len)
-        len = declared;         /* the app sends part of the file */
+    if (c->declared_len >= 0 && c->declared_len < len)
+        len = c->declared_len;  /* the app sends part of the file */
 
     int dupfd = dup(fd);
     if (dupfd < 0) {
@@ -587,6 +569,7 @@ void wsgi_run(wsgi_job *j)
     c->job = j;
     c->status = c->headers = c->result = c->iter = NULL;
     c->head_sent = c->declared = c->done = c->sent_last = 0;
+    c->declared_len = -1;
     c->threaded = j->threaded;
     c->spec = j->route->app_spec;
     c->code = 0;

@@ -27,25 +27,17 @@
 
 #define api wsgi_api
 
-#define M_HEAD    0x01
-#define M_FILE    0x02
-#define M_END     0x04
-#define M_ABORT   0x08
-#define M_FAIL    0x10
-#define M_RESUME  0x20          /* the app wants (more of) the body */
-#define M_RELEASE 0x40          /* Python is done with the job */
+/* message flags: WSGI_OUT_END, _ABORT, _FAIL, and these */
+#define M_RESUME  0x100         /* the app wants (more of) the body */
+#define M_RELEASE 0x200         /* Python is done with the job */
 
 typedef struct wsgi_msg {
     struct wsgi_msg *next;
     wsgi_job        *job;
     int              flags;
-    int              status;
-    const char      *reason;
-    size_t           reason_len;
-    tt_header       *headers;
-    size_t           nheaders;
-    int64_t          length;
-    int              fd;
+    int              has_head;
+    wsgi_head        head;      /* its headers and reason live in mem */
+    int              fd;        /* a file after the data, or -1 */
     int64_t          off, flen;
     size_t           len;
     char            *data;
@@ -119,14 +111,45 @@ void wsgi_job_free(wsgi_job *j)
 
 /* ---------------------------------------------------------------- the I/O thread's side */
 
-/* The head into the core, with the app's reason phrase when it has one
- * (an unprintable one leaves the standard phrase). */
-static int start(tt_request *r, int status, const char *reason, size_t reason_len,
-                 const tt_header *headers, size_t n, int64_t length)
+/* One piece of the response into the core: the head, the bytes, a file
+ * (fd is the core's, or closed, whatever happens), then the end, a cut or
+ * a 500. The same for a message (threads) and for the app's own call
+ * (threads: 0). Returns 0, or -2 when the core refused (the request is
+ * going away). */
+static int to_core(tt_request *r, const wsgi_head *h, const struct iovec *iov, int niov,
+                   int fd, int64_t off, int64_t flen, int flags)
 {
-    if (reason_len > 0)
-        api->reason(r, reason, reason_len);
-    return api->start(r, status, headers, n, length);
+    int rc = 0;
+
+    if (flags & WSGI_OUT_FAIL) {
+        rc = api->respond(r, 500, "text/plain; charset=utf-8", fail_body,
+                          sizeof(fail_body) - 1);
+        goto done;
+    }
+    if (h != NULL) {
+        /* the app's reason phrase; an unprintable one leaves the standard */
+        if (h->reason_len > 0)
+            api->reason(r, h->reason, h->reason_len);
+        if ((rc = api->start(r, h->status, h->headers, h->n, h->length)) != 0)
+            goto done;
+    }
+    for (int i = 0; i < niov; i++)
+        if (iov[i].iov_len > 0 && (rc = api->write(r, iov[i].iov_base, iov[i].iov_len)) != 0)
+            goto done;
+    if (fd >= 0) {
+        rc = api->sendfile(r, fd, off, flen, 1);
+        fd = -1;
+        if (rc != 0)
+            goto done;
+    }
+    if (flags & WSGI_OUT_END)
+        rc = api->finish(r);
+    else if (flags & WSGI_OUT_ABORT)
+        api->abort(r);          /* job_closed runs when the output is out */
+done:
+    if (fd >= 0)
+        close(fd);
+    return rc == 0 ? 0 : -2;
 }
 
 static void ack(wsgi_job *j, size_t n)
@@ -150,27 +173,12 @@ static void drained(tt_request *r, void *arg)
 static void apply(wsgi_msg *m)
 {
     wsgi_job *j = m->job;
-    tt_request *r = j->r;
 
-    if (r != NULL) {
-        if (m->flags & M_FAIL) {
-            api->respond(r, 500, "text/plain; charset=utf-8", fail_body, sizeof(fail_body) - 1);
-        } else {
-            if (m->flags & M_HEAD)
-                start(r, m->status, m->reason, m->reason_len, m->headers, m->nheaders,
-                      m->length);
-            if (m->len > 0)
-                api->write(r, m->data, m->len);
-            if (m->flags & M_FILE) {
-                api->sendfile(r, m->fd, m->off, m->flen, 1);
-                m->fd = -1;
-            }
-            if (m->flags & M_END)
-                api->finish(r);
-            if (m->flags & M_ABORT)
-                api->abort(r);          /* job_closed runs: j->r is NULL after */
-        }
-        if (m->flags & M_RESUME)
+    if (j->r != NULL) {
+        struct iovec v = { m->data, m->len };
+        to_core(j->r, m->has_head ? &m->head : NULL, &v, 1, m->fd, m->off, m->flen, m->flags);
+        m->fd = -1;
+        if ((m->flags & M_RESUME) && j->r != NULL)
             wsgi_body_resume(j);
     }
     if (m->fd >= 0)
@@ -265,14 +273,11 @@ static wsgi_msg *msg_new(wsgi_job *j, const wsgi_head *h, const struct iovec *io
             p += hs[i].value_len;
         }
         memcpy(p, h->reason, h->reason_len);
-        m->reason = p;
-        m->reason_len = h->reason_len;
+        m->has_head = 1;
+        m->head = *h;
+        m->head.headers = hs;
+        m->head.reason = p;
         p += h->reason_len;
-        m->flags |= M_HEAD;
-        m->status = h->status;
-        m->headers = hs;
-        m->nheaders = h->n;
-        m->length = h->length;
     }
     m->data = p;
     for (int i = 0; i < niov; i++) {
@@ -306,31 +311,6 @@ static int wait_room(wsgi_job *j)
     return gone ? -2 : 0;
 }
 
-/* threads: 0: straight into the core. Returns 1 over the high-water mark. */
-static int out_inline(wsgi_job *j, const wsgi_head *h, const struct iovec *iov, int niov,
-                      int flags)
-{
-    tt_request *r = j->r;
-    if (r == NULL)
-        return -2;
-    if (flags & WSGI_OUT_FAIL)
-        return api->respond(r, 500, "text/plain; charset=utf-8", fail_body,
-                            sizeof(fail_body) - 1) == 0 ? 0 : -2;
-    if (h != NULL && start(r, h->status, h->reason, h->reason_len, h->headers, h->n,
-                           h->length) != 0)
-        return -2;
-    for (int i = 0; i < niov; i++)
-        if (iov[i].iov_len > 0 && api->write(r, iov[i].iov_base, iov[i].iov_len) != 0)
-            return -2;
-    if (flags & WSGI_OUT_END)
-        return api->finish(r) == 0 ? 0 : -2;
-    if (flags & WSGI_OUT_ABORT) {
-        api->abort(r);
-        return 0;
-    }
-    return api->pending(r) > WSGI_OUT_HIGH ? 1 : 0;
-}
-
 /* threads: 0, for write(), which cannot pause the app: block until the
  * client has taken most of it (GIL released), or -2 when it will not. */
 int wsgi_out_wait(wsgi_job *j)
@@ -344,21 +324,41 @@ int wsgi_out_wait(wsgi_job *j)
     return rc == 0 ? 0 : -2;
 }
 
-int wsgi_out(wsgi_job *j, const wsgi_head *h, const struct iovec *iov, int niov, int flags)
+/* A piece of the response on its way: into the core at once (threads: 0;
+ * 1 when over the high-water mark), or as a message to the I/O thread,
+ * waiting for room in the client's output. -2 when the client is gone.
+ * The last piece (end, cut, 500) gives the job back to the I/O thread. */
+static int deliver(wsgi_job *j, const wsgi_head *h, const struct iovec *iov, int niov,
+                   int fd, int64_t off, int64_t flen, int flags)
 {
-    if (!j->threaded)
-        return out_inline(j, h, iov, niov, flags);
-
     int last = flags & (WSGI_OUT_END | WSGI_OUT_ABORT | WSGI_OUT_FAIL);
+
+    if (!j->threaded) {
+        if (j->r == NULL) {
+            if (fd >= 0)
+                close(fd);
+            return -2;
+        }
+        int rc = to_core(j->r, h, iov, niov, fd, off, flen, flags);
+        if (rc != 0 || last)
+            return rc;
+        return api->pending(j->r) > WSGI_OUT_HIGH ? 1 : 0;
+    }
+
     if (!last) {
         pthread_mutex_lock(&hub.lock);
         int gone = j->gone;
         pthread_mutex_unlock(&hub.lock);
-        if (gone)
+        if (gone) {
+            if (fd >= 0)
+                close(fd);
             return -2;
+        }
     }
     wsgi_msg *m = msg_new(j, h, iov, niov);
     if (m == NULL) {
+        if (fd >= 0)
+            close(fd);
         if (!last)
             return -2;
         /* the job must go back: wait for a bare release to fit */
@@ -371,15 +371,12 @@ int wsgi_out(wsgi_job *j, const wsgi_head *h, const struct iovec *iov, int niov,
         m->job = j;
         m->fd = -1;
         flags = WSGI_OUT_ABORT;
+    } else {
+        m->fd = fd;
+        m->off = off;
+        m->flen = flen;
     }
-    if (flags & WSGI_OUT_END)
-        m->flags |= M_END;
-    if (flags & WSGI_OUT_ABORT)
-        m->flags |= M_ABORT;
-    if (flags & WSGI_OUT_FAIL)
-        m->flags |= M_FAIL;
-    if (last)
-        m->flags |= M_RELEASE;
+    m->flags = flags | (last ? M_RELEASE : 0);
     size_t len = m->len;
     if (!last && len > 0) {
         pthread_mutex_lock(&hub.lock);
@@ -392,28 +389,16 @@ int wsgi_out(wsgi_job *j, const wsgi_head *h, const struct iovec *iov, int niov,
     return wait_room(j);
 }
 
+int wsgi_out(wsgi_job *j, const wsgi_head *h, const struct iovec *iov, int niov, int flags)
+{
+    return deliver(j, h, iov, niov, -1, 0, 0, flags);
+}
+
 int wsgi_out_file(wsgi_job *j, const wsgi_head *h, int fd, int64_t off, int64_t len)
 {
-    if (!j->threaded) {
-        tt_request *r = j->r;
-        if (r == NULL || (h != NULL && start(r, h->status, h->reason, h->reason_len,
-                                             h->headers, h->n, h->length) != 0)) {
-            close(fd);
-            return -2;
-        }
-        return api->sendfile(r, fd, off, len, 1) == 0 ? 0 : -2;
-    }
-    wsgi_msg *m = msg_new(j, h, NULL, 0);
-    if (m == NULL) {
-        close(fd);
-        return -2;
-    }
-    m->flags |= M_FILE;
-    m->fd = fd;
-    m->off = off;
-    m->flen = len;
-    push(m);
-    return 0;
+    /* a file in the output is no memory: never "over the high-water mark" */
+    int rc = deliver(j, h, NULL, 0, fd, off, len, 0);
+    return rc == 1 ? 0 : rc;
 }
 
 /* ---------------------------------------------------------------- wsgi.input's feed */

@@ -142,12 +142,6 @@ static PyObject *input_readlines(wsgi_input *in, PyObject *const *args, Py_ssize
     return list;
 }
 
-static PyObject *input_iter(PyObject *self)
-{
-    Py_INCREF(self);
-    return self;
-}
-
 static PyObject *input_next(wsgi_input *in)
 {
     PyObject *line = read_some(in, -1, 1);
@@ -156,16 +150,6 @@ static PyObject *input_next(wsgi_input *in)
         return NULL;            /* StopIteration */
     }
     return line;
-}
-
-static PyObject *input_true(PyObject *self, PyObject *unused)
-{
-    Py_RETURN_TRUE;
-}
-
-static PyObject *input_false(PyObject *self, PyObject *unused)
-{
-    Py_RETURN_FALSE;
 }
 
 static PyObject *input_close(PyObject *self, PyObject *unused)
@@ -180,9 +164,9 @@ static PyMethodDef input_methods[] = {
       "readline(size=-1): one line, with its newline" },
     { "readlines", (PyCFunction)(void (*)(void))input_readlines, METH_FASTCALL,
       "readlines(hint=-1): the lines that are left" },
-    { "readable", input_true, METH_NOARGS, NULL },
-    { "seekable", input_false, METH_NOARGS, NULL },
-    { "writable", input_false, METH_NOARGS, NULL },
+    { "readable", wsgi_py_true, METH_NOARGS, NULL },
+    { "seekable", wsgi_py_false, METH_NOARGS, NULL },
+    { "writable", wsgi_py_false, METH_NOARGS, NULL },
     { "close", input_close, METH_NOARGS, NULL },
     { NULL, NULL, 0, NULL }
 };
@@ -199,7 +183,7 @@ PyTypeObject wsgi_input_type = {
     .tp_dealloc = input_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "wsgi.input: the request body, streamed",
-    .tp_iter = input_iter,
+    .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)input_next,
     .tp_methods = input_methods,
 };

@@ -162,12 +162,14 @@ static void stream_drain(PyObject *o)
             stream_emit(s, &s->lines[i]);
 }
 
-static PyObject *stream_false(PyObject *s, PyObject *unused)
+/* METH_NOARGS answers for the stream methods (readable(), isatty(), ...)
+ * of tutti's file-like objects */
+PyObject *wsgi_py_false(PyObject *self, PyObject *unused)
 {
     Py_RETURN_FALSE;
 }
 
-static PyObject *stream_true(PyObject *s, PyObject *unused)
+PyObject *wsgi_py_true(PyObject *self, PyObject *unused)
 {
     Py_RETURN_TRUE;
 }
@@ -191,10 +193,10 @@ static PyMethodDef stream_methods[] = {
     { "write", (PyCFunction)stream_write, METH_O, "log text, one entry per line" },
     { "writelines", (PyCFunction)stream_writelines, METH_O, NULL },
     { "flush", (PyCFunction)stream_flush, METH_NOARGS, NULL },
-    { "isatty", stream_false, METH_NOARGS, NULL },
-    { "readable", stream_false, METH_NOARGS, NULL },
-    { "seekable", stream_false, METH_NOARGS, NULL },
-    { "writable", stream_true, METH_NOARGS, NULL },
+    { "isatty", wsgi_py_false, METH_NOARGS, NULL },
+    { "readable", wsgi_py_false, METH_NOARGS, NULL },
+    { "seekable", wsgi_py_false, METH_NOARGS, NULL },
+    { "writable", wsgi_py_true, METH_NOARGS, NULL },
     { NULL, NULL, 0, NULL }
 };
 

@@ -303,26 +303,25 @@ static void inline_after(wsgi_job *j)
         api->on_drain(j->r, inline_drained, j);
 }
 
-static void inline_drained(tt_request *r, void *arg)
+/* One turn of the app on this thread, the GIL taken for it: the call
+ * itself, or more of a response that was paused. */
+static void inline_turn(wsgi_job *j)
 {
-    wsgi_job *j = arg;
-    if (j->call == NULL)
-        return;
     j->py_done = 0;
     wsgi_gil_take();
-    wsgi_resume(j);
+    if (j->call != NULL)
+        wsgi_resume(j);
+    else
+        wsgi_run(j);
     wsgi_gil_drop();
     inline_after(j);
 }
 
-/* threads: 0 runs the app on this thread once the body is all here */
-static void run_inline(wsgi_job *j)
+static void inline_drained(tt_request *r, void *arg)
 {
-    j->py_done = 0;
-    wsgi_gil_take();
-    wsgi_run(j);
-    wsgi_gil_drop();
-    inline_after(j);
+    wsgi_job *j = arg;
+    if (j->call != NULL)
+        inline_turn(j);
 }
 
 static int body_append(wsgi_job *j, const char *data, size_t len)
@@ -414,7 +413,7 @@ static void inline_body(tt_request *r, const char *data, size_t len, int status,
     }
     if (status == TT_BODY_END) {
         j->body_done = 1;
-        run_inline(j);
+        inline_turn(j);
     }
 }
 
@@ -546,7 +545,7 @@ static int wsgi_handle(tt_request *r, void *route_conf)
     if (!j->threaded) {
         if (!r->has_body) {
             j->body_done = 1;
-            run_inline(j);
+            inline_turn(j);
             return TT_OK;
         }
         return api->read_body(r, inline_body, j) == 0 ? TT_OK : TT_ERROR;

@@ -140,6 +140,8 @@ void wsgi_log_exception(const char *fmt, ...) __attribute__((format(printf, 1, 2
 void wsgi_gil_take(void);      /* on the I/O thread */
 void wsgi_gil_drop(void);
 PyObject *wsgi_errors_stream(void);
+PyObject *wsgi_py_true(PyObject *self, PyObject *unused);
+PyObject *wsgi_py_false(PyObject *self, PyObject *unused);
 
 /* environ.c */
 int  wsgi_environ_init(void);
