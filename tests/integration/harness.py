@@ -51,6 +51,23 @@ def wait_for(pred, timeout, what, interval=0.05):
         time.sleep(interval)
 
 
+def rss_kb(pid):
+    """The resident memory of a process, in kB (VmRSS)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def assert_same_workers(d):
+    """The workers d started with (d.first_workers) still serve: none
+    crashed or was replaced."""
+    now = d.worker_pids()
+    assert now == d.first_workers, \
+        f"workers changed from {d.first_workers} to {now}; stderr:\n{d.stderr_text()[-3000:]}"
+
+
 def config_error_line(res, lines):
     """The `tutti -t` error line of res (a failed check of tutti.yaml) that
     points at one of lines, as "tutti: tutti.yaml:LINE:COL: ..."."""

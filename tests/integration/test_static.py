@@ -28,7 +28,7 @@ import requests
 
 import harness
 from harness import config_error_line as _error_line
-from harness import SLOW, free_port, run_tutti, wait_for
+from harness import SLOW, assert_same_workers, free_port, rss_kb, run_tutti, wait_for
 from rawhttp import Closed, Conn, get as raw_get
 
 T = 5 * SLOW                    # timeout of one small request
@@ -242,21 +242,6 @@ def get(site, path, headers=None, method="GET"):
     """One request on a raw socket (the path is sent exactly as given)."""
     hs = [f"{k}: {v}" for k, v in (headers or {}).items()]
     return raw_get(site.port, path, headers=hs, method=method)
-
-
-def same_worker(site):
-    """The worker that started is still the one serving (no crash, no respawn)."""
-    now = site.worker_pids()
-    assert now == site.first_workers, \
-        f"workers changed from {site.first_workers} to {now}; stderr:\n{site.stderr_text()}"
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def ctype(resp):
@@ -766,7 +751,7 @@ def test_special_files_are_403_and_the_worker_goes_on(site, name):
     # twice in a row, and interleaved with other requests
     assert get(site, "/" + name).status == 403
     assert get(site, "/hello.txt").status == 200
-    same_worker(site)
+    assert_same_workers(site)
 
 
 # ================================================================ traversal
@@ -839,7 +824,7 @@ def test_traversal_never_leaves_the_root(site):
         assert SECRET not in r.body, f"{path!r} leaked the secret"
         assert b"root:x:0:0" not in r.body, f"{path!r} leaked /etc/passwd"
         assert r.status in (400, 403, 404, 414), (path[:80], r)
-    same_worker(site)
+    assert_same_workers(site)
 
 
 @pytest.mark.parametrize("target", [
@@ -1312,7 +1297,7 @@ def test_big_file_intact_and_rss_flat(site):
     after = rss_kb(pid)
     assert (n, sha) == (BIG_SIZE, site.tree.big_sha)
     assert after - before < 16 * 1024, f"worker RSS grew {before} -> {after} kB for a 50 MB file"
-    same_worker(site)
+    assert_same_workers(site)
 
 
 def test_big_file_with_curl(site, tmp_path):
@@ -1374,7 +1359,7 @@ def test_slow_reader_costs_only_the_socket_buffer(site):
     assert (got, h.hexdigest()) == (BIG_SIZE, site.tree.big_sha)
     assert peak - before < 16 * 1024, \
         f"worker RSS grew {before} -> {peak} kB while a slow client read a 50 MB file"
-    same_worker(site)
+    assert_same_workers(site)
 
 
 def test_concurrent_downloads_of_one_file(site):
@@ -1385,7 +1370,7 @@ def test_concurrent_downloads_of_one_file(site):
     after = rss_kb(pid)
     assert results == [(BIG_SIZE, site.tree.big_sha)] * 8
     assert after - before < 32 * 1024, f"worker RSS grew {before} -> {after} kB"
-    same_worker(site)
+    assert_same_workers(site)
 
 
 def test_client_leaving_mid_download(site):
@@ -1402,7 +1387,7 @@ def test_client_leaving_mid_download(site):
             s.close()
     r = get(site, "/hello.txt")
     assert (r.status, r.body) == (200, b"hello world\n")
-    same_worker(site)
+    assert_same_workers(site)
 
 
 def test_ranges_of_the_big_file(site):
@@ -1539,11 +1524,11 @@ def test_cached_big_file_shrinking_under_the_worker(site):
     r = get(site, "/hello.txt")
     assert (r.status, r.body) == (200, b"hello world\n")
     _eventually(site, "/cache1s/shrink.bin", lambda r: r.body == data[:1000], "the shrunk file")
-    same_worker(site)
+    assert_same_workers(site)
 
 
 def test_the_worker_survived_everything(site):
-    same_worker(site)
+    assert_same_workers(site)
     r = get(site, "/hello.txt")
     assert (r.status, r.body) == (200, b"hello world\n")
 

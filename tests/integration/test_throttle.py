@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import SANITIZED, SLOW, free_port, parse_combined, run_tutti, wait_for
+from harness import SANITIZED, SLOW, free_port, parse_combined, rss_kb, run_tutti, wait_for
 from harness import config_error_line as _error_line
 from rawhttp import Closed, Conn, get as raw_get
 
@@ -39,14 +39,6 @@ FULL_SPEED = 2.0 * SLOW         # a 2 MB file unthrottled: far below the 4 s thr
 
 def sha(b):
     return hashlib.sha256(b).hexdigest()
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def ipv6_loopback():

@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness import SANITIZED, SLOW, config_error_line, free_port, run_tutti, wait_for
+from harness import (SANITIZED, SLOW, assert_same_workers, config_error_line, free_port,
+                     rss_kb, run_tutti, wait_for)
 from rawhttp import Closed, Conn, chunked
 
 APPS = Path(__file__).resolve().parents[1] / "apps" / "wsgi"
@@ -47,14 +48,6 @@ def pattern(n):
 
 def token():
     return uuid.uuid4().hex[:12]
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 # ---------------------------------------------------------------- the shared daemon
@@ -162,13 +155,6 @@ def raw_exchange(site, raw, timeout=T):
         return c.read_until_close(timeout)
 
 
-def same_worker(site):
-    """The worker that started is still the one serving (no crash, no respawn)."""
-    now = site.worker_pids()
-    assert now == site.first_workers, \
-        f"workers changed from {site.first_workers} to {now}; stderr:\n{site.stderr_text()[-3000:]}"
-
-
 def log_mark(d):
     return len(d.error_log_text())
 
@@ -199,7 +185,7 @@ def ok_after(site, route="/raw/"):
     """The route still answers, and the same worker does it."""
     r = request(site, route + "list")
     assert (r.status, r.body) == (200, b"one,two,three"), r
-    same_worker(site)
+    assert_same_workers(site)
 
 
 # ================================================================ the environ
@@ -553,7 +539,7 @@ def _write_after_the_client_left(d, state, route):
 
 def test_write_raises_when_the_client_leaves(site):
     _write_after_the_client_left(site, site.state, "/raw/")
-    same_worker(site)
+    assert_same_workers(site)
 
 
 def test_write_raises_when_the_client_leaves_threads_0(tutti, tmp_path):
@@ -1083,7 +1069,7 @@ def test_big_chunked_upload_is_never_in_memory(site, route, mb):
     if not SANITIZED:
         assert peak[0] - before < UPLOAD_RSS_MAX_KB, \
             f"worker RSS grew {before} -> {peak[0]} kB during a {mb} MB upload"
-    same_worker(site)
+    assert_same_workers(site)
 
 
 def test_the_worker_survived_everything(site):
