@@ -34,7 +34,7 @@
 
 /* Bumped whenever a field is added to the public structs. */
 #define TT_REQUEST_FIELDS 27
-#define TT_API_SLOTS      32
+#define TT_API_SLOTS      35
 
 #define TT_MODULE_HANDLER 1     /* route_key names the route's one handler */
 #define TT_MODULE_FILTER  2     /* route_key names a filter run before it */
