@@ -22,8 +22,11 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
 DEPS=(build-essential autoconf automake libtool pkg-config
       libevent-dev libssl-dev libyaml-dev libpython3.11-dev libcmocka-dev node-llhttp
+      libwslay-dev zlib1g-dev
       curl python3-pytest python3-requests
       python3-flask python3-django python3-bottle     # the WSGI apps the tests run
+      python3-starlette python3-fastapi python3-uvloop # the ASGI apps
+      python3-websockets python3-httpx                 # WebSocket and ASGI clients
       clang libclang-rt-14-dev)      # clang + libFuzzer, for the fuzzers
 
 say() { printf 'dev.sh: %s\n' "$*"; }

@@ -36,6 +36,14 @@ static int api_worker_count(void)
     return tt_worker_count();
 }
 
+/* The running worker's modules: what one exports to the others. */
+static const void *api_module_exports(const char *name)
+{
+    const tt_config *cf = tt_worker_config();
+    const tt_loaded_module *lm = cf != NULL ? tt_module_find(cf, name) : NULL;
+    return lm != NULL ? lm->mod->exports : NULL;
+}
+
 const tt_api tt_module_api = {
     .abi = TT_MODULE_ABI,
     .size = sizeof(tt_api),
@@ -69,4 +77,7 @@ const tt_api tt_module_api = {
     .abort = tt_req_abort,
     .reason = tt_resp_reason,
     .wait_drain = tt_resp_wait_drain,
+    .upgrade = tt_resp_upgrade,
+    .on_stop = tt_req_on_stop,
+    .module_exports = api_module_exports,
 };

@@ -48,6 +48,11 @@ static struct {
     int                     full;       /* at keepalive max_connections */
 } tt_w;
 
+const tt_config *tt_worker_config(void)
+{
+    return tt_w.cf;
+}
+
 int tt_worker_count(void)
 {
     return tt_w.cf != NULL && tt_w.cf->workers > 0 ? tt_w.cf->workers : 1;

@@ -13,6 +13,9 @@ extern struct event_base *tt_worker_base;
  * before accepting, write "OK\n" there, or "ERR <one line>\n" and exit 2. */
 void tt_worker_run(tt_config *cf, int id, int ready_fd) __attribute__((noreturn));
 
+/* the running worker's config; NULL outside a worker */
+const tt_config *tt_worker_config(void);
+
 /* workers of the running config; 1 outside a worker (tutti -t) */
 int tt_worker_count(void);
 

@@ -34,7 +34,7 @@
 
 /* Bumped whenever a field is added to the public structs. */
 #define TT_REQUEST_FIELDS 27
-#define TT_API_SLOTS      35
+#define TT_API_SLOTS      38
 
 #define TT_MODULE_HANDLER 1     /* route_key names the route's one handler */
 #define TT_MODULE_FILTER  2     /* route_key names a filter run before it */
@@ -134,7 +134,29 @@ struct tt_api {
      * gone or too slow: abort then. Everyone else uses on_drain. */
     int  (*wait_drain)(tt_request *r, size_t below, uint64_t timeout_ms);
 
-    void *spare[11];
+    /* Switch the connection to another protocol (WebSocket): "101 Switching
+     * Protocols" goes out with these headers (Upgrade: and the protocol's
+     * own; the core adds Connection: Upgrade), and from then on the
+     * connection carries raw bytes both ways. read_body delivers what the
+     * client sends, as it comes, and TT_BODY_END when it closes its side;
+     * write sends bytes as they are; pending, on_drain and pause_body work
+     * as before; finish (or abort) closes the connection once the output is
+     * out. No read timeout applies: the protocol keeps its own. The
+     * access log gets one line, status 101, when the connection ends.
+     * -1 (nothing sent) if the response started, the request has a body or
+     * is HTTP/1.0. */
+    int  (*upgrade)(tt_request *r, const tt_header *headers, size_t n);
+    /* The worker begins a graceful stop while r is under way (an upgraded
+     * connection, a long stream): cb runs once, so the handler can wind
+     * down (a WebSocket sends close 1001) before shutdown_timeout. One per
+     * request; a later call replaces it. */
+    void (*on_stop)(tt_request *r, tt_request_cb cb, void *arg);
+    /* What the loaded module `name` exports to other modules (the exports
+     * of its descriptor, e.g. websocket's tt_ws_api), or NULL when that
+     * module is not loaded. In a worker, from init_worker on. */
+    const void *(*module_exports)(const char *name);
+
+    void *spare[8];
 };
 
 struct tt_module {
@@ -170,7 +192,11 @@ struct tt_module {
     int  (*configure_server)(const tt_conf_node *node, void *main_conf,
                              void **server_conf, tt_errbuf *err);
 
-    void *spare[6];
+    /* an API for other modules, found with tt_api.module_exports(name);
+     * its first member should be a version the user checks */
+    const void         *exports;
+
+    void *spare[5];
 };
 
 #define TT_MODULE_SYMBOL "tt_module_entry"

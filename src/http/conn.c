@@ -431,7 +431,7 @@ static void on_done(void *ctx)
     tt_conn *c = ctx;
     tt_req *q = c->req;
 
-    if (q == NULL || !q->body_reading || q->body_done)
+    if (q == NULL || q->tunnel || !q->body_reading || q->body_done)
         return;
     q->body_done = 1;
     set_read_timeout(c, 0);
@@ -645,6 +645,31 @@ static int conn_write_now(tt_conn *c)
     return 0;
 }
 
+/* An upgraded connection: what the client sends goes to the handler as it
+ * is, no parser, for as long as it reads; its end is TT_BODY_END. */
+static void tunnel_input(tt_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    tt_req *q = c->req;
+
+    while (q != NULL && q == c->req && q->body_reading && !q->body_done &&
+           !q->body_paused && !c->dead) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) {
+            if (!c->peer_closed)
+                return;
+            q->body_done = 1;
+            q->body_cb(&q->pub, NULL, 0, TT_BODY_END, q->body_arg);
+            return;
+        }
+        size_t n = v.iov_len < TT_BODY_SLICE ? v.iov_len : TT_BODY_SLICE;
+        q->body_received += n;
+        /* the handler must not touch the input: it is drained after */
+        q->body_cb(&q->pub, v.iov_base, n, TT_BODY_DATA, q->body_arg);
+        evbuffer_drain(in, n);
+    }
+}
+
 /* One step of reading: run the parser over what has arrived until it must
  * wait (for the response, the handler, or more bytes). */
 static void parse_available(tt_conn *c)
@@ -655,6 +680,10 @@ static void parse_available(tt_conn *c)
         conn_advance(c);
         if (c->dead || c->state == TT_CONN_CLOSING)
             break;
+        if (c->state == TT_CONN_TUNNEL) {
+            tunnel_input(c);
+            break;
+        }
         if (evbuffer_get_length(in) == 0)
             break;
         if (c->state == TT_CONN_IDLE) {
@@ -702,9 +731,12 @@ static void parse_available(tt_conn *c)
  * than TT_READ_HIGH_WATER however much it sends or pipelines. */
 static void update_reading(tt_conn *c)
 {
+    tt_req *q = c->req;
     int blocked = c->parser != NULL &&
                   (c->parser->message_done || c->parser->paused ||
-                   (c->req != NULL && c->req->body_paused));
+                   (q != NULL && q->body_paused));
+    if (c->state == TT_CONN_TUNNEL)
+        blocked = q == NULL || !q->body_reading || q->body_paused || q->body_done;
     int full = evbuffer_get_length(bufferevent_get_input(c->bev)) >= TT_READ_HIGH_WATER;
     int want = !(blocked && full) && c->state != TT_CONN_CLOSING;
 
@@ -826,6 +858,15 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         conn_close(c);
         return;
     }
+    if ((what & BEV_EVENT_EOF) && c->state == TT_CONN_TUNNEL) {
+        /* the client closed its side: what it sent before still goes to
+         * the handler, then TT_BODY_END; the handler closes ours */
+        c->peer_closed = 1;
+        bufferevent_disable(bev, EV_READ);
+        c->read_off = 1;
+        process_input(c);
+        return;
+    }
     if (what & BEV_EVENT_EOF) {
         c->peer_closed = 1;
         int body_missing = q != NULL && q->pub.has_body && !c->parser->message_done;
@@ -928,6 +969,16 @@ void tt_conn_response_finished(tt_conn *c)
                             BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* The 101 is queued: from here the connection is a tunnel. Timeouts are
+ * the protocol's (a WebSocket pings and has its own idle timeout); only
+ * send_timeout stays, against a client that stops reading. */
+void tt_conn_upgraded(tt_conn *c)
+{
+    c->state = TT_CONN_TUNNEL;
+    c->closing = 1;
+    set_read_timeout(c, 0);
+}
+
 int tt_body_read(tt_request *r, tt_body_cb cb, void *arg)
 {
     tt_req *q = (tt_req *)r;
@@ -938,6 +989,10 @@ int tt_body_read(tt_request *r, tt_body_cb cb, void *arg)
     q->body_cb = cb;
     q->body_arg = arg;
     q->body_reading = 1;
+    if (q->tunnel) {
+        process_input(c);       /* bytes that came with the head */
+        return 0;
+    }
     if (!r->has_body) {
         q->body_done = 1;
         cb(r, NULL, 0, TT_BODY_END, arg);
@@ -964,6 +1019,13 @@ void tt_body_pause(tt_request *r, int paused)
     q->body_paused = !!paused;
     if (!paused)
         process_input(q->c);
+}
+
+void tt_req_on_stop(tt_request *r, tt_request_cb cb, void *arg)
+{
+    tt_req *q = (tt_req *)r;
+    q->stop_cb = cb;
+    q->stop_arg = arg;
 }
 
 /* Every module on the request's way (filters, then the handler) may want
@@ -1223,10 +1285,19 @@ void tt_conn_graceful(void)
         /* Idle keep-alive connections close now (clients retry those, as
          * with nginx). A connection accepted but not yet read may carry a
          * request already on its way: serve that one, then close. */
-        if (c->state == TT_CONN_IDLE)
+        if (c->state == TT_CONN_IDLE) {
             conn_close(c);
-        else
+        } else {
             c->closing = 1;
+            tt_req *q = c->req;
+            if (q != NULL && q->stop_cb != NULL) {
+                /* a tunnel or a long stream would hold the stop until
+                 * shutdown_timeout: its handler winds it down */
+                tt_request_cb cb = q->stop_cb;
+                q->stop_cb = NULL;
+                cb(&q->pub, q->stop_arg);
+            }
+        }
         c = next;
     }
     while (pool_cached > 0)

@@ -59,6 +59,9 @@ struct tt_req {
 
     tt_request_cb    drain_cb;
     void            *drain_arg;
+    tt_request_cb    stop_cb;       /* on_stop: the worker stops gracefully */
+    void            *stop_arg;
+    unsigned         tunnel:1;      /* upgraded: raw bytes both ways */
     struct tt_close_hook *close_hooks;  /* on_close callbacks, newest first */
 };
 
@@ -67,6 +70,7 @@ enum tt_conn_state {
     TT_CONN_HEAD,                   /* reading a request head */
     TT_CONN_ACTIVE,                 /* a request is being served */
     TT_CONN_DISCARD,                /* response done, dropping the unread body */
+    TT_CONN_TUNNEL,                 /* upgraded (101): raw bytes both ways */
     TT_CONN_CLOSING                 /* flushing the last bytes, then close */
 };
 
@@ -123,6 +127,9 @@ void   tt_spool_free(tt_req *q);
 void   tt_conn_response_finished(tt_conn *c);   /* finish() was called */
 void   tt_conn_output_added(tt_conn *c);         /* bytes queued for the client */
 void   tt_conn_cork(tt_conn *c);                 /* a file follows: full segments only */
+void   tt_conn_upgraded(tt_conn *c);             /* the 101 is queued: tunnel from now */
+int    tt_resp_upgrade(tt_request *r, const tt_header *headers, size_t n);
+void   tt_req_on_stop(tt_request *r, tt_request_cb cb, void *arg);
 int    tt_body_read(tt_request *r, tt_body_cb cb, void *arg);
 void   tt_body_pause(tt_request *r, int paused);
 void   tt_req_on_close(tt_request *r, tt_request_cb cb, void *arg);

@@ -267,6 +267,47 @@ int tt_resp_start(tt_request *r, int status, const tt_header *headers,
     return 0;
 }
 
+/* "101 Switching Protocols": the head of an upgrade, after which the
+ * connection is a tunnel (conn.c). The handler's headers go out as given,
+ * less the ones that belong to HTTP framing; Connection is ours. */
+int tt_resp_upgrade(tt_request *r, const tt_header *headers, size_t n)
+{
+    tt_req *q = (tt_req *)r;
+    tt_conn *c = q->c;
+
+    if (c == NULL || q->started || r->has_body || r->version < 11)
+        return -1;
+    q->started = 1;
+    q->status = 101;
+    q->tunnel = 1;
+    q->out_length = -1;
+    q->keepalive = 0;
+
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\nServer: tutti\r\n"
+                        "Date: %s\r\nConnection: Upgrade\r\n", tt_http_date());
+    for (size_t i = 0; i < n; i++) {
+        const tt_header *h = &headers[i];
+        if (header_is(h, "Content-Length", 14) || header_is(h, "Transfer-Encoding", 17) ||
+            header_is(h, "Connection", 10) || header_is(h, "Keep-Alive", 10) ||
+            header_is(h, "Date", 4) || header_is(h, "Server", 6))
+            continue;
+        if (!header_safe(h)) {
+            tt_log(TT_LOG_WARN, "dropped an invalid upgrade header from the handler of \"%s\"",
+                   r->target);
+            continue;
+        }
+        evbuffer_add(out, h->name, h->name_len);
+        evbuffer_add(out, ": ", 2);
+        evbuffer_add(out, h->value, h->value_len);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    evbuffer_add(out, "\r\n", 2);
+    tt_conn_upgraded(c);
+    tt_conn_output_added(c);
+    return 0;
+}
+
 /* How much of len the declared Content-Length still allows. */
 static size_t allowed(tt_req *q, size_t len)
 {
@@ -292,7 +333,7 @@ int tt_resp_write(tt_request *r, const void *data, size_t len)
     if (len == 0)
         return 0;
     q->out_sent += len;
-    if (r->is_head || bodyless_status(q->status))
+    if (!q->tunnel && (r->is_head || bodyless_status(q->status)))
         return 0;
 
     if (q->chunked) {
@@ -342,7 +383,7 @@ int tt_resp_sendfile(tt_request *r, int fd, int64_t off, int64_t len, int close_
     }
     len = (int64_t)allowed(q, (size_t)len);
     q->out_sent += (uint64_t)len;
-    if (len == 0 || r->is_head || bodyless_status(q->status)) {
+    if (len == 0 || (!q->tunnel && (r->is_head || bodyless_status(q->status)))) {
         if (close_fd)
             close(fd);
         return 0;
