@@ -376,7 +376,7 @@ static void close_result(wsgi_call *c)
     if (PyObject_HasAttrString(res, "close")) {
         PyObject *rc = PyObject_CallMethod(res, "close", NULL);
         if (rc == NULL)
-            wsgi_log_exception("wsgi app '%s': close() of the response failed", c->spec);
+            tt_py_log_exception("wsgi app '%s': close() of the response failed", c->spec);
         Py_XDECREF(rc);
     }
     Py_DECREF(res);
@@ -387,7 +387,7 @@ static void fail(wsgi_call *c)
 {
     wsgi_job *j = c->job;
     if (PyErr_Occurred())
-        wsgi_log_exception("wsgi app '%s' failed on %s %s", j->route->app_spec,
+        tt_py_log_exception("wsgi app '%s' failed on %s %s", j->route->app_spec,
                            j->req.method, j->req.target);
     close_result(c);
     if (!c->done)
@@ -617,10 +617,10 @@ int wsgi_resume(wsgi_job *j)
 void wsgi_cancel(wsgi_job *j)
 {
     wsgi_call *c = (wsgi_call *)j->call;
-    wsgi_gil_take();
+    tt_py_gil_take();
     c->done = 1;
     close_result(c);
     PyErr_Clear();
     call_end(c);
-    wsgi_gil_drop();
+    tt_py_gil_drop();
 }

@@ -105,7 +105,7 @@ PyObject *wsgi_environ_base(wsgi_route *rt)
         set_item(d, "wsgi.multiprocess", PyBool_FromLong(workers > 1)) != 0 ||
         set_item(d, "wsgi.run_once", PyBool_FromLong(0)) != 0 ||
         set_item(d, "wsgi.input_terminated", PyBool_FromLong(1)) != 0 ||
-        PyDict_SetItemString(d, "wsgi.errors", wsgi_errors_stream()) != 0 ||
+        PyDict_SetItemString(d, "wsgi.errors", tt_py_errors_stream()) != 0 ||
         PyDict_SetItemString(d, "wsgi.file_wrapper", (PyObject *)&wsgi_file_wrapper_type) != 0) {
         Py_DECREF(d);
         return NULL;

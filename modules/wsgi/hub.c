@@ -563,7 +563,7 @@ static void *pool_thread(void *arg)
         j->next = NULL;
         wsgi_run(j);
         if (PyErr_Occurred())           /* never leak one into the next request */
-            wsgi_log_exception("wsgi app '%s'", p->route->app_spec);
+            tt_py_log_exception("wsgi app '%s'", p->route->app_spec);
         pthread_mutex_lock(&hub.lock);
         p->running--;
         slot->busy = 0;
@@ -743,7 +743,7 @@ void wsgi_hub_stop(void)
     if (stuck > 0) {
         api->log(TT_LOG_WARN, "wsgi: %d Python thread%s still in the app at exit", stuck,
                  stuck == 1 ? "" : "s");
-        wsgi_interp_keep();
+        tt_py_keep();
         return;
     }
     while (hub.pools != NULL) {

@@ -164,9 +164,9 @@ static PyMethodDef input_methods[] = {
       "readline(size=-1): one line, with its newline" },
     { "readlines", (PyCFunction)(void (*)(void))input_readlines, METH_FASTCALL,
       "readlines(hint=-1): the lines that are left" },
-    { "readable", wsgi_py_true, METH_NOARGS, NULL },
-    { "seekable", wsgi_py_false, METH_NOARGS, NULL },
-    { "writable", wsgi_py_false, METH_NOARGS, NULL },
+    { "readable", tt_py_true, METH_NOARGS, NULL },
+    { "seekable", tt_py_false, METH_NOARGS, NULL },
+    { "writable", tt_py_false, METH_NOARGS, NULL },
     { "close", input_close, METH_NOARGS, NULL },
     { NULL, NULL, 0, NULL }
 };

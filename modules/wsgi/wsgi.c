@@ -22,127 +22,17 @@ static int wsgi_load(const tt_api *a)
     if (a->size < sizeof(tt_api))
         return -1;
     wsgi_api = a;
-
-    /* The C extensions Python imports (_json, _ssl, ...) are not linked
-     * against libpython and expect its symbols to be global (DESIGN.md,
-     * pitfalls). Promote libpython alone to RTLD_GLOBAL: promoting this
-     * module would make its tt_module_entry global too, where it clashes
-     * with every other module's. */
-    Dl_info info;
-    if (dladdr((void *)Py_Initialize, &info) == 0 || info.dli_fname == NULL ||
-        dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL) == NULL) {
-        const char *why = dlerror();
-        api->log(TT_LOG_ERROR, "wsgi: cannot make libpython's symbols global: %s",
-                 why ? why : "not found");
-        return -1;
-    }
-    return 0;
+    return tt_py_promote_libpython(a, "wsgi");
 }
 
-/* ---------------------------------------------------------------- the python: section */
-
-static int conf_dir(const tt_conf_node *at, const char **out, tt_errbuf *err)
-{
-    /* "." resolved the way every relative path of the config is */
-    tt_conf_node dot = { .type = TT_CONF_SCALAR, .file = at->file, .line = at->line,
-                         .col = at->col, .value = ".", .len = 1 };
-    return api->conf_path(&dot, out, err);
-}
-
-static int conf_path_list(const tt_conf_node *n, wsgi_main *m, tt_errbuf *err)
-{
-    if (n->type == TT_CONF_SCALAR) {
-        m->path = api->conf_alloc(sizeof(char *));
-        m->npath = 1;
-        return m->path == NULL ? -1 : api->conf_path(n, &m->path[0], err);
-    }
-    if (n->type != TT_CONF_SEQ) {
-        api->conf_error(err, n, "'path' is a list of directories, such as path: [./apps]");
-        return -1;
-    }
-    m->path = api->conf_alloc((n->n + 1) * sizeof(char *));
-    if (m->path == NULL)
-        return -1;
-    for (size_t i = 0; i < n->n; i++)
-        if (api->conf_path(n->items[i], &m->path[i], err) != 0)
-            return -1;
-    m->npath = n->n;
-    return 0;
-}
-
-static int conf_env(const tt_conf_node *n, wsgi_main *m, tt_errbuf *err)
-{
-    if (n->type != TT_CONF_MAP) {
-        api->conf_error(err, n, "'env' is a map of variables, such as "
-                        "env: {DJANGO_SETTINGS_MODULE: mysite.settings}");
-        return -1;
-    }
-    m->env_names = api->conf_alloc((n->n + 1) * sizeof(char *));
-    m->env_values = api->conf_alloc((n->n + 1) * sizeof(char *));
-    if (m->env_names == NULL || m->env_values == NULL)
-        return -1;
-    for (size_t i = 0; i < n->n; i++) {
-        const tt_conf_node *k = n->keys[i], *v = n->items[i];
-        if (k->len == 0 || strchr(k->value, '=') != NULL) {
-            api->conf_error(err, k, "'%s' is not an environment variable name", k->value);
-            return -1;
-        }
-        if (v->type != TT_CONF_SCALAR) {
-            api->conf_error(err, v, "the value of '%s' is a string, such as %s: value",
-                            k->value, k->value);
-            return -1;
-        }
-        m->env_names[i] = k->value;
-        m->env_values[i] = v->value;
-    }
-    m->nenv = n->n;
-    return 0;
-}
-
+/* the `python:` section (pyhost.c) */
 static int wsgi_configure_main(const tt_conf_node *node, void **main_conf, tt_errbuf *err)
 {
-    static const char *const keys[] = { "home", "path", "env", NULL };
     wsgi_main *m = api->conf_alloc(sizeof(*m));
-    const tt_conf_node *v;
-
     if (m == NULL)
         return -1;
     *main_conf = m;
-    if (node == NULL)
-        return 0;
-    if (node->type != TT_CONF_MAP) {
-        api->conf_error(err, node, "'python' is a map, such as python: {path: [./apps]}");
-        return -1;
-    }
-    if (api->conf_check_keys(node, "python", keys, err) != 0)
-        return -1;
-    if ((v = api->conf_get(node, "home")) != NULL) {
-        struct stat st;
-        if (api->conf_path(v, &m->home, err) != 0)
-            return -1;
-        if (stat(m->home, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            api->conf_error(err, v, "python home '%s' is not a directory; give a virtualenv's "
-                            "directory, such as home: ./venv", m->home);
-            return -1;
-        }
-        /* a venv of another Python has lib/pythonX.Y of its own version */
-        char site[4096];
-        snprintf(site, sizeof(site), "%s/lib/python%s/site-packages", m->home,
-                 TT_PYTHON_VERSION);
-        if (stat(site, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            api->conf_error(err, v, "python home '%s' has no lib/python%s/site-packages: tutti "
-                            "runs Python %s, and a virtualenv works only with the Python that "
-                            "made it; make one with /usr/bin/python%s -m venv "
-                            "--system-site-packages %s", m->home, TT_PYTHON_VERSION,
-                            TT_PYTHON_VERSION, TT_PYTHON_VERSION, m->home);
-            return -1;
-        }
-    }
-    if ((v = api->conf_get(node, "path")) != NULL && conf_path_list(v, m, err) != 0)
-        return -1;
-    if ((v = api->conf_get(node, "env")) != NULL && conf_env(v, m, err) != 0)
-        return -1;
-    return conf_dir(node, &m->conf_dir, err);
+    return tt_py_configure(api, node, &m->py, err);
 }
 
 /* ---------------------------------------------------------------- the wsgi: route key */
@@ -219,7 +109,7 @@ static int wsgi_configure_route(const tt_conf_node *node, void *main_conf, void 
             conf_script_name(v, rt, err) != 0)
             return -1;
     }
-    if (m->conf_dir == NULL && conf_dir(node, &m->conf_dir, err) != 0)
+    if (tt_py_conf_dir(api, node, &m->py, err) != 0)
         return -1;
     rt->next = m->routes;
     m->routes = rt;
@@ -239,13 +129,13 @@ static int wsgi_init_worker(void *main_conf)
         return -1;
     for (wsgi_route *rt = m->routes; rt != NULL; rt = rt->next) {
         if (wsgi_interp_load_app(rt) != 0 || (rt->environ = wsgi_environ_base(rt)) == NULL) {
-            wsgi_gil_drop();
+            tt_py_gil_drop();
             return -1;
         }
     }
     /* the threads start waiting for the GIL, which the I/O thread gives up
      * for good here: it only takes it back for threads: 0 routes */
-    wsgi_gil_drop();
+    tt_py_gil_drop();
     if (wsgi_hub_start() != 0)
         return -1;
     for (wsgi_route *rt = m->routes; rt != NULL; rt = rt->next)
@@ -308,12 +198,12 @@ static void inline_after(wsgi_job *j)
 static void inline_turn(wsgi_job *j)
 {
     j->py_done = 0;
-    wsgi_gil_take();
+    tt_py_gil_take();
     if (j->call != NULL)
         wsgi_resume(j);
     else
         wsgi_run(j);
-    wsgi_gil_drop();
+    tt_py_gil_drop();
     inline_after(j);
 }
 

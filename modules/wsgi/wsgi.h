@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <sys/uio.h>
 #include <tutti/tutti.h>
+#include "../python/pyhost.h"
 
 extern const tt_api *wsgi_api;
 
@@ -37,13 +38,7 @@ typedef struct wsgi_pool  wsgi_pool;
 /* The `python:` section: one interpreter per worker, shared by every wsgi
  * route (and their apps share sys.modules). */
 typedef struct {
-    const char   *home;         /* a virtualenv, or NULL */
-    const char  **path;         /* prepended to sys.path, in order */
-    size_t        npath;
-    const char  **env_names;    /* set before the interpreter starts */
-    const char  **env_values;
-    size_t        nenv;
-    const char   *conf_dir;     /* the config file's directory: sys.path when `path` is absent */
+    tt_py_conf    py;           /* the section itself (pyhost.h) */
     wsgi_route   *routes;       /* every wsgi route of this config */
 } wsgi_main;
 
@@ -131,17 +126,10 @@ typedef struct {
  * a file (like nginx's client_body_buffer_size), never all in memory */
 #define WSGI_BODY_MEM  (1024 * 1024)
 
-/* interp.c */
+/* interp.c: the interpreter (pyhost.c) plus wsgi's own types */
 int  wsgi_interp_start(wsgi_main *m);
 void wsgi_interp_stop(void);
-void wsgi_interp_keep(void);      /* a thread is stuck in the app: do not finalize */
 int  wsgi_interp_load_app(wsgi_route *rt);
-void wsgi_log_exception(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void wsgi_gil_take(void);      /* on the I/O thread */
-void wsgi_gil_drop(void);
-PyObject *wsgi_errors_stream(void);
-PyObject *wsgi_py_true(PyObject *self, PyObject *unused);
-PyObject *wsgi_py_false(PyObject *self, PyObject *unused);
 
 /* environ.c */
 int  wsgi_environ_init(void);
