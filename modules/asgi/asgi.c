@@ -455,12 +455,25 @@ void asgi_apply(asgi_msg *m)
     }
     switch (m->type) {
     case ASGI_M_START: {
+        /* the head, held for the body that came with it: when that body
+         * is all of it, its length is the Content-Length */
         char *mem = NULL;
         q->head = headers_of(m, &mem);
         q->head_mem = mem;
         q->nhead = q->head ? m->nheaders : 0;
         q->head_status = m->a;
         q->head_pending = 1;
+        if (m->more && m->len == 0)
+            break;              /* pathsend, or an empty first piece: later */
+        if (head_out(q, m->more ? -1 : (int64_t)m->len) != 0) {
+            api->abort(q->r);
+            break;
+        }
+        if (m->len > 0)
+            api->write(q->r, mem, m->len);
+        if (!m->more)
+            api->finish(q->r);
+        watch_output(q);
         break;
     }
     case ASGI_M_BODY:

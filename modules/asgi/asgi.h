@@ -95,6 +95,7 @@ typedef struct asgi_msg {
     int              type;
     asgi_req        *q;
     int              a;         /* status, more_body, text/binary, close code */
+    int              more;      /* M_START: more_body of the body that came with it */
     size_t           len;       /* data bytes, or ack count */
     size_t           nheaders;  /* headers first in data: n x (u32 name, u32 value, bytes) */
     char            *data;

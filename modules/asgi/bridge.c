@@ -198,68 +198,74 @@ static int credit(asgi_req *q, size_t n)
     return wait;
 }
 
-/* The headers of a message as one block: count, then (name, value) pairs
- * with their lengths. */
+/* The headers of a message as one block after the "extra" bytes (a body,
+ * a subprotocol): per header, the name's and the value's length (u32)
+ * each followed by its bytes. headers: any iterable of (bytes, bytes). */
 static asgi_msg *msg_with_headers(int type, PyObject *h, PyObject *headers, const char *extra,
                                   size_t extra_len)
 {
-    Py_ssize_t n = PyList_GET_SIZE(headers);
+    PyObject *seq = PySequence_Fast(headers, "headers must be an iterable of [name, value]");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     size_t need = extra_len;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *pair = PyList_GET_ITEM(headers, i);
-        need += 8 + (size_t)PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 0)) +
-                (size_t)PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 1));
+        PyObject *pair = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *name = NULL, *value = NULL;
+        if ((PyTuple_Check(pair) || PyList_Check(pair)) && PySequence_Fast_GET_SIZE(pair) == 2) {
+            name = PySequence_Fast_GET_ITEM(pair, 0);
+            value = PySequence_Fast_GET_ITEM(pair, 1);
+        }
+        if (name == NULL || !PyBytes_Check(name) || !PyBytes_Check(value)) {
+            PyErr_Format(PyExc_TypeError, "ASGI headers are (bytes, bytes) pairs, got %R", pair);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        need += 8 + (size_t)PyBytes_GET_SIZE(name) + (size_t)PyBytes_GET_SIZE(value);
     }
     asgi_msg *m = msg_new(type, h, need);
-    if (m == NULL)
+    if (m == NULL) {
+        Py_DECREF(seq);
         return NULL;
+    }
     char *p = m->data;
-    memcpy(p, extra, extra_len);
+    if (extra_len > 0)
+        memcpy(p, extra, extra_len);
     p += extra_len;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *pair = PyList_GET_ITEM(headers, i);
+        PyObject *pair = PySequence_Fast_GET_ITEM(seq, i);
         for (int k = 0; k < 2; k++) {
-            PyObject *b = PyTuple_GET_ITEM(pair, k);
+            PyObject *b = PySequence_Fast_GET_ITEM(pair, k);
             uint32_t len = (uint32_t)PyBytes_GET_SIZE(b);
             memcpy(p, &len, 4);
             memcpy(p + 4, PyBytes_AS_STRING(b), len);
             p += 4 + len;
         }
     }
+    Py_DECREF(seq);
     m->nheaders = (size_t)n;
     m->len = extra_len;         /* the headers follow the extra bytes */
     return m;
 }
 
-static int check_headers(PyObject *headers)
-{
-    if (!PyList_Check(headers)) {
-        PyErr_SetString(PyExc_TypeError, "headers must be a list");
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
-        PyObject *pair = PyList_GET_ITEM(headers, i);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
-            !PyBytes_Check(PyTuple_GET_ITEM(pair, 0)) || !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
-            PyErr_SetString(PyExc_TypeError, "headers must be (bytes, bytes) pairs");
-            return -1;
-        }
-    }
-    return 0;
-}
-
+/* push_start(h, status, headers, body, more_body): the head with the
+ * first body, one message; True when the app must wait for a drain */
 static PyObject *py_push_start(PyObject *self, PyObject *args)
 {
     PyObject *h, *headers;
-    int status;
-    if (!PyArg_ParseTuple(args, "OiO", &h, &status, &headers) || check_headers(headers) != 0)
+    int status, more;
+    const char *body;
+    Py_ssize_t blen;
+    if (!PyArg_ParseTuple(args, "OiOy#p", &h, &status, &headers, &body, &blen, &more))
         return NULL;
-    asgi_msg *m = msg_with_headers(ASGI_M_START, h, headers, NULL, 0);
+    asgi_msg *m = msg_with_headers(ASGI_M_START, h, headers, body, (size_t)blen);
     if (m == NULL)
         return NULL;
     m->a = status;
+    m->more = more;
+    int wait = credit(m->q, (size_t)blen);
     push(m);
-    Py_RETURN_NONE;
+    return PyBool_FromLong(wait);
 }
 
 static PyObject *py_push_body(PyObject *self, PyObject *args)
@@ -330,7 +336,7 @@ static PyObject *py_ack(PyObject *self, PyObject *args)
 static PyObject *py_ws_accept(PyObject *self, PyObject *args)
 {
     PyObject *h, *sub, *headers;
-    if (!PyArg_ParseTuple(args, "OOO", &h, &sub, &headers) || check_headers(headers) != 0)
+    if (!PyArg_ParseTuple(args, "OOO", &h, &sub, &headers))
         return NULL;
     const char *s = "";
     Py_ssize_t slen = 0;

@@ -12,7 +12,7 @@
 
 import asyncio
 import collections
-import sys
+import contextvars
 
 import _tutti_asgi as C
 
@@ -24,8 +24,10 @@ class ClientDisconnected(OSError):
 
 
 class _Conn:
+    """One request or WebSocket session, as the app's receive and send see it."""
+
     __slots__ = ("h", "scope", "events", "waiter", "send_waiter", "gone",
-                 "started", "finished", "ws", "ws_state", "body_done", "more")
+                 "started", "finished", "ws", "ws_state", "head", "ctx")
 
     def __init__(self, h, scope, ws):
         self.h = h
@@ -38,8 +40,7 @@ class _Conn:
         self.finished = False
         self.ws = ws
         self.ws_state = 0           # 0 connecting, 1 accepted, 2 closed
-        self.body_done = False
-        self.more = True
+        self.head = None            # http.response.start, held for the first body
 
     def feed(self, message):
         w = self.waiter
@@ -57,6 +58,168 @@ class _Conn:
             if not w.done():
                 w.set_result(None)
 
+    async def _wait_drain(self):
+        fut = _loop.create_future()
+        self.send_waiter = fut
+        await fut
+        if self.gone:
+            raise ClientDisconnected("the client has disconnected")
+
+    async def _next(self):
+        fut = _loop.create_future()
+        self.waiter = fut
+        return await fut
+
+    # -------------------------------------------------------------- receive
+
+    async def receive(self):
+        if self.ws:
+            return await self._ws_receive()
+        if self.events:
+            m = self.events.popleft()
+        elif self.gone:
+            return {"type": "http.disconnect"}
+        else:
+            m = await self._next()
+        if m["type"] == "http.request" and m["body"]:
+            C.ack(self.h, len(m["body"]))
+        return m
+
+    async def _ws_receive(self):
+        if self.events:
+            m = self.events.popleft()
+        elif self.gone and self.ws_state == 2:
+            return {"type": "websocket.disconnect", "code": 1006}
+        else:
+            m = await self._next()
+        if m["type"] == "websocket.receive":
+            C.ack(self.h, 1)
+        return m
+
+    # -------------------------------------------------------------- send
+
+    async def send(self, message):
+        if self.ws:
+            return await self._ws_send(message)
+        t = message["type"]
+        if self.gone:
+            raise ClientDisconnected("the client has disconnected")
+        if t == "http.response.body":
+            if self.finished:
+                raise RuntimeError("http.response.body after the response ended")
+            head = self.head
+            if head is None:
+                raise RuntimeError("http.response.body before http.response.start")
+            body = message.get("body", b"")
+            if type(body) is not bytes:
+                if not isinstance(body, (bytearray, memoryview)):
+                    raise TypeError("http.response.body: body must be bytes, got %s"
+                                    % type(body).__name__)
+                body = bytes(body)
+            more = bool(message.get("more_body", False))
+            if not more:
+                self.finished = True
+            if head is not True:
+                # the head and the first body leave together
+                self.head = True
+                wait = C.push_start(self.h, head[0], head[1], body, more)
+            else:
+                wait = C.push_body(self.h, body, more)
+            if wait:
+                await self._wait_drain()
+            return
+        if t == "http.response.start":
+            if self.head is not None:
+                raise RuntimeError("http.response.start sent twice")
+            status = message["status"]
+            if type(status) is not int or not 100 <= status <= 999:
+                raise ValueError("http.response.start: status must be an int from 100 to "
+                                 "999, got %r" % (status,))
+            if message.get("trailers"):
+                raise RuntimeError("http.response.start: trailers are not supported by "
+                                   "tutti (the scope has no http.response.trailers extension)")
+            self.started = True
+            self.head = (status, message.get("headers", ()))
+            return
+        if t == "http.response.pathsend":
+            head = self.head
+            if head is None or head is True or self.finished:
+                raise RuntimeError("http.response.pathsend needs a started response "
+                                   "without a body")
+            self.head = True
+            self.finished = True
+            C.push_start(self.h, head[0], head[1], b"", True)
+            C.push_file(self.h, str(message["path"]))
+            return
+        if t == "http.response.trailers":
+            raise RuntimeError("http.response.trailers: trailers are not supported by tutti")
+        raise ValueError("unknown message type for an http scope: %r" % (t,))
+
+    async def _ws_send(self, message):
+        t = message["type"]
+        if t == "websocket.send":
+            if self.ws_state != 1 or self.gone:
+                raise ClientDisconnected("the WebSocket is not open")
+            text = message.get("text")
+            if text is not None:
+                wait = C.ws_send(self.h, 1, text.encode("utf-8"))
+            else:
+                data = message.get("bytes")
+                if data is None:
+                    raise ValueError("websocket.send needs 'bytes' or 'text'")
+                wait = C.ws_send(self.h, 2, bytes(data))
+            if wait:
+                await self._wait_drain()
+            return
+        if t == "websocket.accept":
+            if self.ws_state != 0 or self.started:
+                raise RuntimeError("websocket.accept after the handshake was answered")
+            sub = message.get("subprotocol")
+            if sub is not None and not isinstance(sub, str):
+                raise TypeError("websocket.accept: subprotocol must be a str")
+            self.ws_state = 1
+            C.ws_accept(self.h, sub, message.get("headers", ()))
+            return
+        if t == "websocket.close":
+            code = message.get("code", 1000)
+            reason = message.get("reason") or ""
+            if self.ws_state == 0 and not self.started:
+                self.ws_state = 2
+                C.ws_deny(self.h)       # closed before accept: 403
+                self.feed({"type": "websocket.disconnect", "code": code})
+                return
+            if self.ws_state == 1:
+                self.ws_state = 2
+                C.ws_close(self.h, int(code), reason.encode("utf-8")[:123])
+            return
+        if t == "websocket.http.response.start":
+            if self.ws_state != 0 or self.started:
+                raise RuntimeError("websocket.http.response.start after the handshake "
+                                   "was answered")
+            self.ws_state = 2
+            self.started = True
+            self.head = (int(message["status"]), message.get("headers", ()))
+            return
+        if t == "websocket.http.response.body":
+            head = self.head
+            if head is None or self.finished:
+                raise RuntimeError("websocket.http.response.body without a started "
+                                   "denial response")
+            more = bool(message.get("more_body", False))
+            body = bytes(message.get("body", b""))
+            if not more:
+                self.finished = True
+                self.feed({"type": "websocket.disconnect", "code": 1000})
+            if head is not True:
+                self.head = True
+                wait = C.push_start(self.h, head[0], head[1], body, more)
+            else:
+                wait = C.push_body(self.h, body, more)
+            if wait:
+                await self._wait_drain()
+            return
+        raise ValueError("unknown message type for a websocket scope: %r" % (t,))
+
 
 _loop = None
 _conns = {}
@@ -64,175 +227,19 @@ _states = {}        # id(app) -> the state its lifespan made, copied into each s
 _lifespans = []     # (events queue, shutdown future) of each app with a lifespan
 
 
-async def _wait_drain(c):
-    fut = _loop.create_future()
-    c.send_waiter = fut
-    await fut
-    if c.gone:
-        raise ClientDisconnected("the client has disconnected")
-
-
-# ------------------------------------------------------------------ http
-
-async def _http_receive(c):
-    if c.events:
-        m = c.events.popleft()
-    elif c.gone:
-        return {"type": "http.disconnect"}
-    else:
-        fut = _loop.create_future()
-        c.waiter = fut
-        m = await fut
-    if m["type"] == "http.request" and m["body"]:
-        C.ack(c.h, len(m["body"]))
-    return m
-
-
-def _headers(message):
-    headers = message.get("headers", ())
-    out = []
-    for pair in headers:
-        name, value = pair
-        if not isinstance(name, bytes) or not isinstance(value, bytes):
-            raise TypeError("ASGI header names and values must be bytes, got %r" % (pair,))
-        out.append((name, value))
-    return out
-
-
-async def _http_send(c, message):
-    t = message["type"]
-    if c.gone:
-        raise ClientDisconnected("the client has disconnected")
-    if t == "http.response.start":
-        if c.started:
-            raise RuntimeError("http.response.start sent twice")
-        status = message["status"]
-        if not isinstance(status, int) or not 100 <= status <= 999:
-            raise ValueError("http.response.start: status must be an int from 100 to 999, got %r" % (status,))
-        if message.get("trailers"):
-            raise RuntimeError("http.response.start: trailers are not supported by tutti "
-                               "(the scope has no http.response.trailers extension)")
-        c.started = True
-        C.push_start(c.h, status, _headers(message))
-        return
-    if t == "http.response.body":
-        if not c.started:
-            raise RuntimeError("http.response.body before http.response.start")
-        if c.finished:
-            raise RuntimeError("http.response.body after the response ended")
-        body = message.get("body", b"")
-        if not isinstance(body, (bytes, bytearray, memoryview)):
-            raise TypeError("http.response.body: body must be bytes, got %s" % type(body).__name__)
-        more = bool(message.get("more_body", False))
-        if not more:
-            c.finished = True
-        if C.push_body(c.h, bytes(body), more):
-            await _wait_drain(c)
-        return
-    if t == "http.response.pathsend":
-        if not c.started or c.finished:
-            raise RuntimeError("http.response.pathsend needs a started response without a body")
-        path = message["path"]
-        c.finished = True
-        C.push_file(c.h, str(path))
-        return
-    if t == "http.response.trailers":
-        raise RuntimeError("http.response.trailers: trailers are not supported by tutti")
-    raise ValueError("unknown message type for an http scope: %r" % (t,))
-
-
-# ------------------------------------------------------------------ websocket
-
-async def _ws_receive(c):
-    if c.events:
-        m = c.events.popleft()
-    elif c.gone and c.ws_state == 2:
-        return {"type": "websocket.disconnect", "code": 1006}
-    else:
-        fut = _loop.create_future()
-        c.waiter = fut
-        m = await fut
-    if m["type"] == "websocket.receive":
-        C.ack(c.h, 1)
-    return m
-
-
-async def _ws_send(c, message):
-    t = message["type"]
-    if t == "websocket.accept":
-        if c.ws_state != 0 or c.started:
-            raise RuntimeError("websocket.accept after the handshake was answered")
-        sub = message.get("subprotocol")
-        if sub is not None and not isinstance(sub, str):
-            raise TypeError("websocket.accept: subprotocol must be a str")
-        c.ws_state = 1
-        C.ws_accept(c.h, sub, _headers(message))
-        return
-    if t == "websocket.send":
-        if c.ws_state != 1 or c.gone:
-            raise ClientDisconnected("the WebSocket is not open")
-        text = message.get("text")
-        data = message.get("bytes")
-        if text is not None:
-            if C.ws_send(c.h, 1, text.encode("utf-8")):
-                await _wait_drain(c)
-        elif data is not None:
-            if C.ws_send(c.h, 2, bytes(data)):
-                await _wait_drain(c)
-        else:
-            raise ValueError("websocket.send needs 'bytes' or 'text'")
-        return
-    if t == "websocket.close":
-        code = message.get("code", 1000)
-        reason = message.get("reason") or ""
-        if c.ws_state == 0 and not c.started:
-            c.ws_state = 2
-            C.ws_deny(c.h)      # closed before accept: 403
-            c.feed({"type": "websocket.disconnect", "code": code})
-            return
-        if c.ws_state == 1:
-            c.ws_state = 2
-            C.ws_close(c.h, int(code), reason.encode("utf-8")[:123])
-        return
-    if t == "websocket.http.response.start":
-        if c.ws_state != 0 or c.started:
-            raise RuntimeError("websocket.http.response.start after the handshake was answered")
-        c.ws_state = 2
-        c.started = True
-        C.push_start(c.h, int(message["status"]), _headers(message))
-        return
-    if t == "websocket.http.response.body":
-        if not c.started or c.finished:
-            raise RuntimeError("websocket.http.response.body without a started denial response")
-        more = bool(message.get("more_body", False))
-        if not more:
-            c.finished = True
-            c.feed({"type": "websocket.disconnect", "code": 1000})
-        if C.push_body(c.h, bytes(message.get("body", b"")), more):
-            await _wait_drain(c)
-        return
-    raise ValueError("unknown message type for a websocket scope: %r" % (t,))
-
-
 # ------------------------------------------------------------------ requests
 
-async def _run(app, c):
-    send_impl = _ws_send if c.ws else _http_send
-    recv_impl = _ws_receive if c.ws else _http_receive
-
-    async def receive():
-        return await recv_impl(c)
-
-    async def send(message):
-        return await send_impl(c, message)
-
-    try:
-        await app(c.scope, receive, send)
+def _finish(c, err):
+    """The app's call ended (err: what it raised, or None)."""
+    _conns.pop(c.h, None)
+    if err is None:
         if c.ws:
             if c.ws_state == 0 and not c.started:
                 C.ws_deny(c.h)          # the app returned without accepting
             elif c.ws_state == 1:
                 C.ws_close(c.h, 1000, b"")
+            elif c.started and not c.finished:
+                C.push_abort(c.h)
         elif not c.finished:
             if c.started:
                 C.push_abort(c.h)       # the response was never completed
@@ -240,23 +247,58 @@ async def _run(app, c):
                 C.log_error("ASGI app %r returned without starting a response for %s %s"
                             % (C.app_name(c.h), c.scope.get("method"), c.scope.get("path")))
                 C.push_fail(c.h)
-    except BaseException as e:
-        if isinstance(e, ClientDisconnected) or (c.gone and isinstance(e, OSError)):
-            pass                        # the client left: nothing to tell anyone
+    elif isinstance(err, ClientDisconnected) or (c.gone and isinstance(err, OSError)):
+        pass                            # the client left: nothing to tell anyone
+    else:
+        C.log_exception("ASGI app %r failed for %s %s" % (
+            C.app_name(c.h), c.scope.get("method", "WEBSOCKET"), c.scope.get("path")), err)
+        if c.ws and c.ws_state == 1:
+            C.ws_close(c.h, 1011, b"")
+        elif c.head is True or (c.started and c.ws):
+            C.push_abort(c.h)           # after the response began: cut it
         else:
-            C.log_exception("ASGI app %r failed for %s %s" % (
-                C.app_name(c.h), c.scope.get("method", "WEBSOCKET"), c.scope.get("path")), e)
-            if c.ws and c.ws_state == 1:
-                C.ws_close(c.h, 1011, b"")
-            elif c.started:
-                C.push_abort(c.h)
-            else:
-                C.push_fail(c.h)
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):
-            pass                        # the worker decides when it stops
-    finally:
-        _conns.pop(c.h, None)
-        C.done(c.h)
+            C.push_fail(c.h)            # nothing sent yet: 500
+    C.done(c.h)
+
+
+async def _resume(coro, yielded, c):
+    """The rest of an app's call that awaited something: a task from here."""
+    err = None
+    try:
+        while True:
+            try:
+                if yielded is None:
+                    await asyncio.sleep(0)      # a bare yield: give the loop a turn
+                else:
+                    # what a task does with a future its coroutine yields:
+                    # take the "blocking" mark, then wait for it
+                    yielded._asyncio_future_blocking = False
+                    await yielded
+            except BaseException:
+                pass                            # the app sees it from the future
+            yielded = coro.send(None)
+    except StopIteration:
+        pass
+    except BaseException as e:
+        err = e
+    _finish(c, err)
+
+
+def _start(app, c):
+    """Run the app's call at once, in a context of its own (as a task
+    would), and make a task only if it has to wait: a quick response costs
+    no task and no extra turn of the loop."""
+    ctx = contextvars.copy_context()
+    try:
+        coro = app(c.scope, c.receive, c.send)
+        yielded = ctx.run(coro.send, None)
+    except StopIteration:
+        _finish(c, None)
+        return
+    except BaseException as e:
+        _finish(c, e)
+        return
+    _loop.create_task(_resume(coro, yielded, c), context=ctx)
 
 
 def _dispatch():
@@ -274,7 +316,7 @@ def _dispatch():
             elif not ev[4]:
                 # no body: the whole request is here already
                 c.events.append({"type": "http.request", "body": b"", "more_body": False})
-            _loop.create_task(_run(app, c))
+            _start(app, c)
             continue
         c = _conns.get(ev[1])
         if c is None:

@@ -956,10 +956,15 @@ static void conn_close(tt_conn *c)
 
 void tt_conn_output_added(tt_conn *c)
 {
-    /* inside process_input the output is flushed on the way out; from
-     * anywhere else (a handler's callback) let the bufferevent write it */
+    /* Inside process_input the output is flushed on the way out. From
+     * anywhere else (a handler's callback: an app's response from another
+     * thread) the write callback runs at the end of this turn of the loop
+     * and writes straight to the socket: arming EV_WRITE instead would cost
+     * two epoll_ctl calls per response, and many responses made in one
+     * turn share the one deferred queue. */
     if (!c->in_input)
-        bufferevent_enable(c->bev, EV_WRITE);
+        bufferevent_trigger(c->bev, EV_WRITE,
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 void tt_conn_response_finished(tt_conn *c)

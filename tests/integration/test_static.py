@@ -6,6 +6,7 @@ buffer).
 
 One daemon (module scope) serves a tree built here, with a route per
 feature; tests that change files work in directories of their own."""
+import asyncio
 import email.utils
 import gzip
 import hashlib
@@ -25,6 +26,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import pytest
 import requests
+import websockets
 
 import harness
 from harness import config_error_line as _error_line
@@ -1734,3 +1736,21 @@ def test_demo_config_serves_the_demo_site(tutti, tmp_path):
     assert r.status_code == 200 and "ada &lt;3" in r.text
     r = requests.get(d.url + "/wsgi/stream", timeout=10)
     assert r.status_code == 200 and r.headers.get("Transfer-Encoding") == "chunked"
+    # the demo ASGI app (etc/apps/demo_asgi.py), mounted at /asgi, with its
+    # lifespan startup, its WebSocket echo and its server-sent events
+    r = requests.get(d.url + "/asgi/", timeout=5)
+    assert r.status_code == 200 and "text/html" in r.headers["Content-Type"], r
+    assert "WebSocket" in r.text and "Started at ?" not in r.text
+    scope = requests.get(d.url + "/asgi/scope?x=1", timeout=5).json()
+    assert (scope["root_path"], scope["path"], scope["query_string"]) == ("/asgi", "/scope", "x=1")
+    with requests.get(d.url + "/asgi/clock", timeout=10, stream=True) as r:
+        assert r.headers["Content-Type"] == "text/event-stream"
+        first = next(r.iter_lines())
+        assert first.startswith(b"data: "), first
+
+    async def echo():
+        uri = d.url.replace("http://", "ws://") + "/asgi/ws"
+        async with websockets.connect(uri) as ws:
+            await ws.send("hello, tutti")
+            return await asyncio.wait_for(ws.recv(), 5)
+    assert asyncio.run(echo()) == "hello, tutti"
