@@ -409,7 +409,8 @@ static void apply_ws(asgi_msg *m, asgi_req *q)
         char *mem = NULL;
         char sub[256];
         size_t slen = m->len < sizeof(sub) - 1 ? m->len : sizeof(sub) - 1;
-        memcpy(sub, m->data, slen);
+        if (slen > 0)
+            memcpy(sub, m->data, slen);
         sub[slen] = '\0';
         tt_header *h = headers_of(m, &mem);
         q->ws = asgi_ws->accept(q->r, slen ? sub : NULL, h, h ? m->nheaders : 0,
