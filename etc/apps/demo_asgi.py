@@ -89,7 +89,13 @@ async def clock(receive, send):
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/event-stream"),
                             (b"cache-control", b"no-cache")]})
-    gone = asyncio.ensure_future(receive())     # http.disconnect when the client leaves
+    async def disconnected():
+        # the request (no body) comes first, then http.disconnect when the
+        # client leaves, or when tutti stops this worker
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    gone = asyncio.ensure_future(disconnected())
     try:
         while not gone.done():
             line = "data: %s\n\n" % time.strftime("%H:%M:%S")

@@ -251,6 +251,15 @@ static void body_in(tt_request *r, const char *data, size_t len, int status, voi
     }
 }
 
+/* A graceful stop (QUIT, a reload) while the response streams (server-sent
+ * events): the app hears http.disconnect, so it ends the stream and the
+ * client reconnects to a new worker, instead of holding this one until
+ * shutdown_timeout. */
+static void stopping(tt_request *r, void *arg)
+{
+    asgi_event(ASGI_EV_STOP, arg, NULL, 0, 0);
+}
+
 static int asgi_handle(tt_request *r, void *route_conf)
 {
     asgi_route *rt = route_conf;
@@ -271,7 +280,10 @@ static int asgi_handle(tt_request *r, void *route_conf)
     q->is_ws = ws == 0;
     api->on_close(r, req_closed, q);
     asgi_event(q->is_ws ? ASGI_EV_WS : ASGI_EV_HTTP, q, NULL, 0, r->has_body);
-    if (!q->is_ws && r->has_body)
+    if (q->is_ws)
+        return TT_OK;           /* the websocket module handles its stop */
+    api->on_stop(r, stopping, q);
+    if (r->has_body)
         api->read_body(r, body_in, q);
     return TT_OK;
 }

@@ -81,7 +81,7 @@ struct asgi_req {
 /* what the I/O thread tells the loop (loop.py's EV_*) */
 enum {
     ASGI_EV_HTTP, ASGI_EV_WS, ASGI_EV_BODY, ASGI_EV_GONE, ASGI_EV_DRAIN,
-    ASGI_EV_WS_MSG, ASGI_EV_WS_CLOSE
+    ASGI_EV_WS_MSG, ASGI_EV_WS_CLOSE, ASGI_EV_STOP
 };
 
 /* what the app tells the I/O thread */

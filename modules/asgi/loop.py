@@ -16,7 +16,7 @@ import contextvars
 
 import _tutti_asgi as C
 
-EV_HTTP, EV_WS, EV_BODY, EV_GONE, EV_DRAIN, EV_WS_MSG, EV_WS_CLOSE = range(7)
+EV_HTTP, EV_WS, EV_BODY, EV_GONE, EV_DRAIN, EV_WS_MSG, EV_WS_CLOSE, EV_STOP = range(8)
 
 
 class ClientDisconnected(OSError):
@@ -334,6 +334,10 @@ def _dispatch():
             c.wake_sender()
         elif kind == EV_DRAIN:
             c.wake_sender()
+        elif kind == EV_STOP:
+            # the worker stops: a stream should end (its client reconnects
+            # elsewhere); sending still works until it does
+            c.feed({"type": "http.disconnect"})
         elif kind == EV_WS_MSG:
             if ev[2] == 1:
                 c.feed({"type": "websocket.receive", "text": ev[3]})
