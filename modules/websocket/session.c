@@ -166,6 +166,8 @@ static void fail(tt_ws *ws, int code, const char *why)
 
 static int msg_append(tt_ws *ws, const uint8_t *p, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (ws->msg_len + n > ws->msg_cap) {
         size_t cap = ws->msg_cap ? ws->msg_cap : 4096;
         while (cap < ws->msg_len + n)
@@ -291,7 +293,8 @@ static void message_done(tt_ws *ws)
     int type = ws->msg_op == WSLAY_TEXT_FRAME ? TT_WS_TEXT : TT_WS_BINARY;
     ws->last_data_ms = now_ms();
     if (!ws->close_sent && ws->h->on_message)
-        ws->h->on_message(ws, type, (const char *)ws->msg, ws->msg_len, ws->arg);
+        ws->h->on_message(ws, type, ws->msg ? (const char *)ws->msg : "", ws->msg_len,
+                          ws->arg);             /* never NULL, even when empty */
     msg_reset(ws);
 }
 
@@ -597,8 +600,10 @@ void ws_session_pause(tt_ws *ws, int paused)
         api->pause_body(ws->r, 1);
         return;
     }
-    if (!ws->in_recv && ws->stash_len > 0) {
-        /* what was kept goes first, before the core delivers more */
+    if (!ws->in_recv) {
+        /* what was kept goes first, before the core delivers more; wslay
+         * may hold whole frames read before the pause, so parse even when
+         * nothing was kept */
         uint8_t *kept = ws->stash;
         size_t n = ws->stash_len;
         ws->stash = NULL;

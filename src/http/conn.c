@@ -655,7 +655,8 @@ static void tunnel_input(tt_conn *c)
     while (q != NULL && q == c->req && q->body_reading && !q->body_done &&
            !q->body_paused && !c->dead) {
         struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) {
+        /* (an emptied buffer may still peek one chain of 0 bytes) */
+        if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1) {
             if (!c->peer_closed)
                 return;
             q->body_done = 1;

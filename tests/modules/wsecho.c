@@ -4,6 +4,8 @@
  *   "close CODE REASON"  the server starts the closing handshake
  *   "big N"              a binary message of N bytes ('x')
  *   "pause MS"           stop reading for MS milliseconds
+ * A reply that finds the client slow (send() returns 1) stops the reading
+ * until on_drain: an echo never queues more than it was sent.
  * A plain GET answers "wsecho\n"; the subprotocol "chat" is chosen when
  * offered. */
 #define _GNU_SOURCE     /* memmem */
@@ -55,6 +57,19 @@ static void resume(evutil_socket_t fd, short what, void *arg)
         ws->pause(e->s, 0);
 }
 
+/* the reply is queued, but the client is slow: read no more until it drains */
+static void reply(tt_ws *s, int type, const void *data, size_t len)
+{
+    if (ws->send(s, type, data, len) == 1)
+        ws->pause(s, 1);
+}
+
+static void on_drain(tt_ws *s, void *arg)
+{
+    (void)arg;
+    ws->pause(s, 0);
+}
+
 static void on_message(tt_ws *s, int type, const char *data, size_t len, void *arg)
 {
     echo *e = arg;
@@ -76,7 +91,7 @@ static void on_message(tt_ws *s, int type, const char *data, size_t len, void *a
             char *buf = malloc(n ? n : 1);
             if (buf != NULL) {
                 memset(buf, 'x', n);
-                ws->send(s, TT_WS_BINARY, buf, n);
+                reply(s, TT_WS_BINARY, buf, n);
                 free(buf);
             }
             return;
@@ -89,7 +104,7 @@ static void on_message(tt_ws *s, int type, const char *data, size_t len, void *a
             return;
         }
     }
-    ws->send(s, type, data, len);
+    reply(s, type, data, len);
 }
 
 static void on_close(tt_ws *s, int code, const char *reason, size_t len, void *arg)
@@ -100,7 +115,7 @@ static void on_close(tt_ws *s, int code, const char *reason, size_t len, void *a
     e->s = NULL;
 }
 
-static const tt_ws_handler handler = { on_message, on_close, NULL };
+static const tt_ws_handler handler = { on_message, on_close, on_drain };
 
 static void echo_free(tt_request *r, void *arg)
 {
