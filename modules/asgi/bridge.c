@@ -279,7 +279,8 @@ static PyObject *py_push_body(PyObject *self, PyObject *args)
     asgi_msg *m = msg_new(ASGI_M_BODY, h, (size_t)len);
     if (m == NULL)
         return NULL;
-    memcpy(m->data, data, (size_t)len);
+    if (len > 0)
+        memcpy(m->data, data, (size_t)len);
     m->a = more;
     int wait = credit(m->q, (size_t)len);
     push(m);
@@ -360,7 +361,8 @@ static PyObject *py_ws_send(PyObject *self, PyObject *args)
     asgi_msg *m = msg_new(ASGI_M_WS_SEND, h, (size_t)len);
     if (m == NULL)
         return NULL;
-    memcpy(m->data, data, (size_t)len);
+    if (len > 0)
+        memcpy(m->data, data, (size_t)len);
     m->a = type;
     int wait = credit(m->q, (size_t)len);
     push(m);
@@ -383,7 +385,8 @@ static PyObject *py_ws_close(PyObject *self, PyObject *args)
     asgi_msg *m = msg_new(ASGI_M_WS_CLOSE, h, (size_t)len);
     if (m == NULL)
         return NULL;
-    memcpy(m->data, reason, (size_t)len);
+    if (len > 0)
+        memcpy(m->data, reason, (size_t)len);
     m->a = code;
     push(m);
     Py_RETURN_NONE;

@@ -12,7 +12,6 @@
 
 import asyncio
 import collections
-import contextvars
 
 import _tutti_asgi as C
 
@@ -261,44 +260,15 @@ def _finish(c, err):
     C.done(c.h)
 
 
-async def _resume(coro, yielded, c):
-    """The rest of an app's call that awaited something: a task from here."""
+async def _run(app, c):
+    """The app's call, as a task of its own (so current_task(), and with it
+    anyio and sniffio, work from its first line)."""
     err = None
     try:
-        while True:
-            try:
-                if yielded is None:
-                    await asyncio.sleep(0)      # a bare yield: give the loop a turn
-                else:
-                    # what a task does with a future its coroutine yields:
-                    # take the "blocking" mark, then wait for it
-                    yielded._asyncio_future_blocking = False
-                    await yielded
-            except BaseException:
-                pass                            # the app sees it from the future
-            yielded = coro.send(None)
-    except StopIteration:
-        pass
+        await app(c.scope, c.receive, c.send)
     except BaseException as e:
         err = e
     _finish(c, err)
-
-
-def _start(app, c):
-    """Run the app's call at once, in a context of its own (as a task
-    would), and make a task only if it has to wait: a quick response costs
-    no task and no extra turn of the loop."""
-    ctx = contextvars.copy_context()
-    try:
-        coro = app(c.scope, c.receive, c.send)
-        yielded = ctx.run(coro.send, None)
-    except StopIteration:
-        _finish(c, None)
-        return
-    except BaseException as e:
-        _finish(c, e)
-        return
-    _loop.create_task(_resume(coro, yielded, c), context=ctx)
 
 
 def _dispatch():
@@ -316,7 +286,7 @@ def _dispatch():
             elif not ev[4]:
                 # no body: the whole request is here already
                 c.events.append({"type": "http.request", "body": b"", "more_body": False})
-            _start(app, c)
+            _loop.create_task(_run(app, c))
             continue
         c = _conns.get(ev[1])
         if c is None:
