@@ -13,6 +13,7 @@
  *
  * With threads: 0 the "messages" are calls into the core, made at once. */
 #include "wsgi.h"      /* first: Python.h before the system headers */
+#include <sched.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -556,6 +557,13 @@ static void *pool_thread(void *arg)
     wsgi_slot *slot = arg;
     wsgi_pool *p = slot->pool;
     slot->tid = (pid_t)syscall(SYS_gettid);
+    /* Waking a Python thread must not preempt the I/O thread in the
+     * middle of its batch (wakeup preemption), nor the reverse: as
+     * SCHED_BATCH it runs when the I/O thread blocks, with all that was
+     * queued (measured on hello, one core: 5-17x fewer context switches,
+     * 50% more requests) */
+    struct sched_param sp = { 0 };
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
     PyGILState_STATE g = PyGILState_Ensure();
     wsgi_job *j;
 
