@@ -525,3 +525,26 @@ def test_config_errors(tmp_path, mods, section, message):
     out = res.stderr + res.stdout
     assert res.returncode == 1, out
     assert "tutti.yaml:3:" in out and message in out, out
+
+
+def test_deflate_without_context_takeover(echo):
+    """server_no_context_takeover: every message the server sends inflates on
+    its own; client_no_context_takeover: the server resets its inflater, so
+    the client may compress each message afresh."""
+    s, status, h, rest = handshake(echo.port, extra=(
+        "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; "
+        "server_no_context_takeover\r\n"))
+    ext = h.get("sec-websocket-extensions", "")
+    assert status == 101 and "server_no_context_takeover" in ext and \
+        "client_no_context_takeover" in ext, ext
+    r = Reader(s, rest)
+    text = ("no takeover " * 500).encode()
+    for _ in range(3):
+        z = zlib.compressobj(wbits=-15)         # a fresh context for every message
+        data = z.compress(text) + z.flush(zlib.Z_SYNC_FLUSH)
+        s.sendall(frame(0x1, data[:-4], rsv=4))
+        op, fin, rsv, payload = r.frame()
+        assert (op, rsv) == (0x1, 4)
+        # a fresh inflater for every message too
+        assert zlib.decompressobj(wbits=-15).decompress(payload + b"\x00\x00\xff\xff") == text
+    s.close()
