@@ -488,3 +488,19 @@ def test_asgi_needs_websocket_first(tmp_path):
     res = run_tutti(["-t", "-c", "tutti.yaml"], tmp_path)
     assert res.returncode == 1
     assert "module 'asgi' needs module 'websocket'" in res.stderr + res.stdout
+
+
+def test_two_workers_each_run_lifespan_and_serve(tutti, tmp_path):
+    st = tmp_path / "w2"
+    st.mkdir()
+    d = tutti({"modules": ["websocket", "asgi"], "workers": 2, "error_log": "error.log",
+               "python": {"path": [str(APPS)], "env": {"ASGI_TEST_STATE": str(st)}},
+               "servers": [{"routes": [{"match": "/", "asgi": "rawapp:app"}]}]})
+    d.wait_workers(2)
+    pids = set(d.worker_pids())
+    wait_for(lambda: all(f"startup {p}" in read_state(st, "lifespan") for p in pids), T,
+             "a lifespan startup in each worker")
+    with ThreadPoolExecutor(8) as ex:
+        codes = list(ex.map(lambda _: requests.get(d.url + "/status?200", timeout=T).status_code,
+                            range(200)))
+    assert codes == [200] * 200
