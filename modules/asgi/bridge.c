@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -662,7 +663,17 @@ void asgi_bridge_stop(void)
         tt_py_log_exception("asgi: stopping the event loop");
     Py_XDECREF(rc);
     tt_py_gil_drop();
-    pthread_join(loop_thread, NULL);
+    /* an app stuck in a blocking call keeps the loop from stopping: give it
+     * a moment, then leave it to the process exit (and leave Python alone:
+     * finalizing under a running thread is no safer than not) */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 3;
+    if (pthread_timedjoin_np(loop_thread, NULL, &until) != 0) {
+        api->log(TT_LOG_WARN, "asgi: the event loop did not stop (an app is blocking it); "
+                 "exiting without waiting");
+        tt_py_keep();
+    }
     loop_running = 0;
     if (io_event != NULL)
         event_free(io_event);
