@@ -225,10 +225,30 @@ int tt_resp_start(tt_request *r, int status, const tt_header *headers,
     struct evbuffer *out = bufferevent_get_output(c->bev);
     char head[1024];
     const char *reason = q->reason != NULL ? q->reason : tt_status_reason(status);
-    int len = snprintf(head, sizeof(head), "HTTP/1.1 %d %.200s\r\n%sDate: %s\r\n",
-                       status, reason,
-                       has_server ? "" : "Server: tutti\r\n", tt_http_date());
-    evbuffer_add(out, head, (size_t)len);
+    /* built by hand: this runs for every response, and snprintf's format
+     * parsing was a visible part of a small one */
+    char *p = head;
+    memcpy(p, "HTTP/1.1 ", 9);
+    p += 9;
+    *p++ = (char)('0' + status / 100);
+    *p++ = (char)('0' + status / 10 % 10);
+    *p++ = (char)('0' + status % 10);
+    *p++ = ' ';
+    size_t rlen = strnlen(reason, 200);
+    memcpy(p, reason, rlen);
+    p += rlen;
+    if (!has_server) {
+        memcpy(p, "\r\nServer: tutti", 15);
+        p += 15;
+    }
+    memcpy(p, "\r\nDate: ", 8);
+    p += 8;
+    memcpy(p, tt_http_date(), 29);
+    p += 29;
+    memcpy(p, "\r\n", 2);
+    p += 2;
+    evbuffer_add(out, head, (size_t)(p - head));
+    int len;
 
     for (size_t i = 0; i < n; i++) {
         const tt_header *h = &headers[i];
@@ -250,18 +270,34 @@ int tt_resp_start(tt_request *r, int status, const tt_header *headers,
             evbuffer_add(out, v[k].iov_base, v[k].iov_len);
     }
 
-    len = 0;
-    if (!bodyless && content_length >= 0)
-        len += snprintf(head + len, sizeof(head) - (size_t)len,
-                        "Content-Length: %" PRId64 "\r\n", content_length);
-    else if (q->chunked)
-        len += snprintf(head + len, sizeof(head) - (size_t)len,
-                        "Transfer-Encoding: chunked\r\n");
-    if (!q->keepalive)
-        len += snprintf(head + len, sizeof(head) - (size_t)len, "Connection: close\r\n");
-    else if (r->version == 10)
-        len += snprintf(head + len, sizeof(head) - (size_t)len, "Connection: keep-alive\r\n");
-    len += snprintf(head + len, sizeof(head) - (size_t)len, "\r\n");
+    p = head;
+    if (!bodyless && content_length >= 0) {
+        char digits[24];
+        int nd = 0;
+        int64_t v = content_length;
+        do
+            digits[nd++] = (char)('0' + v % 10);
+        while ((v /= 10) > 0);
+        memcpy(p, "Content-Length: ", 16);
+        p += 16;
+        while (nd > 0)
+            *p++ = digits[--nd];
+        memcpy(p, "\r\n", 2);
+        p += 2;
+    } else if (q->chunked) {
+        memcpy(p, "Transfer-Encoding: chunked\r\n", 28);
+        p += 28;
+    }
+    if (!q->keepalive) {
+        memcpy(p, "Connection: close\r\n", 19);
+        p += 19;
+    } else if (r->version == 10) {
+        memcpy(p, "Connection: keep-alive\r\n", 24);
+        p += 24;
+    }
+    memcpy(p, "\r\n", 2);
+    p += 2;
+    len = (int)(p - head);
     evbuffer_add(out, head, (size_t)len);
     tt_conn_output_added(c);
     return 0;
