@@ -24,7 +24,8 @@ int ws_deflate_init(ws_zstream *s, unsigned window_bits, int no_takeover)
     /* zlib refuses a raw window of 8 bits; 9 is what it writes for 8 */
     if (window_bits < 9)
         window_bits = 9;
-    if (deflateInit2(&s->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -(int)window_bits, 8,
+    if (deflateInit2(&s->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -(int)window_bits,
+                     WS_DEFLATE_MEMLEVEL,
                      Z_DEFAULT_STRATEGY) != Z_OK)
         return -1;
     s->ready = 1;

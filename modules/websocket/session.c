@@ -46,7 +46,8 @@ struct tt_ws {
     size_t                 ctl_len;
 
     int                    deflate;     /* permessage-deflate negotiated */
-    ws_zstream             zin, zout;
+    tt_ws_deflate          pmd;         /* its parameters */
+    ws_zstream             zin, zout;   /* made on first use: ~11 and ~38 KiB */
 
     struct event          *timer;
     uint64_t               last_data_ms;/* a data message either way */
@@ -254,6 +255,12 @@ static int frame_start(tt_ws *ws, const struct wslay_frame_iocb *io)
 
 static int data_piece(tt_ws *ws, const uint8_t *p, size_t n, int last)
 {
+    if (ws->msg_deflated && !ws->zin.ready &&
+        ws_inflate_init(&ws->zin, ws->pmd.client_max_window_bits,
+                        ws->pmd.client_no_context_takeover) != 0) {
+        fail(ws, 1011, "out of memory");
+        return -1;
+    }
     if (ws->msg_deflated) {
         int rc = ws_inflate(&ws->zin, p, n, last, &ws->msg, &ws->msg_len, &ws->msg_cap,
                             ws->conf->max_message);
@@ -523,12 +530,7 @@ tt_ws *ws_session_new(tt_request *r, const tt_ws_deflate *pmd, const tt_ws_handl
     if (wslay_frame_context_init(&ws->fr, &frame_cbs, ws) != 0)
         goto fail;
     if (pmd != NULL) {
-        /* what the client sends uses its window; what we send, ours */
-        if (ws_inflate_init(&ws->zin, pmd->client_max_window_bits ? pmd->client_max_window_bits : 15,
-                            pmd->client_no_context_takeover) != 0 ||
-            ws_deflate_init(&ws->zout, pmd->server_max_window_bits ? pmd->server_max_window_bits : 15,
-                            pmd->server_no_context_takeover) != 0)
-            goto fail;
+        ws->pmd = *pmd;
         ws->deflate = 1;
     }
     ws->timer = evtimer_new(api->event_base(), tick, ws);
@@ -557,6 +559,10 @@ int ws_session_send(tt_ws *ws, int type, const void *data, size_t len)
     int rc;
     /* small messages do not gain from compression; RFC 7692 lets each
      * message choose */
+    if (ws->deflate && len >= 64 && !ws->zout.ready &&
+        ws_deflate_init(&ws->zout, ws->pmd.server_max_window_bits,
+                        ws->pmd.server_no_context_takeover) != 0)
+        return -1;
     if (ws->deflate && len >= 64) {
         uint8_t *z;
         size_t zlen;

@@ -128,7 +128,8 @@ static tt_ws *ws_accept(tt_request *r, const char *subprotocol, const tt_header 
     int deflate = 0;
     const char *offer = api->header(r, "Sec-WebSocket-Extensions", &elen);
     if (offer != NULL && ws_conf_running->compression)
-        deflate = tt_ws_deflate_negotiate(offer, elen, &pmd, ext, sizeof(ext)) == 1;
+        deflate = tt_ws_deflate_negotiate(offer, elen, WS_DEFLATE_BITS, &pmd, ext,
+                                          sizeof(ext)) == 1;
 
     tt_header hs[32];
     size_t n = 0;

@@ -38,6 +38,11 @@ extern const ws_conf *ws_conf_running;
 /* output over this waits for on_drain (send returns 1) */
 #define WS_OUT_HIGH (256 * 1024)
 #define WS_OUT_LOW  (64 * 1024)
+/* What the server compresses with: a 4 KiB window and zlib's memLevel 5,
+ * about 32 KiB per connection instead of ~260 KiB with zlib's defaults
+ * (the `websockets` library makes the same trade) */
+#define WS_DEFLATE_BITS 12
+#define WS_DEFLATE_MEMLEVEL 5
 /* how long the peer has to answer our close frame */
 #define WS_CLOSE_WAIT_MS 5000
 

@@ -222,8 +222,8 @@ static int read_offer(const char *v, size_t len, size_t *i, tt_ws_deflate *d, un
     return ok;
 }
 
-int tt_ws_deflate_negotiate(const char *v, size_t len, tt_ws_deflate *out,
-                            char *resp, size_t size)
+int tt_ws_deflate_negotiate(const char *v, size_t len, unsigned own_bits,
+                            tt_ws_deflate *out, char *resp, size_t size)
 {
     size_t i = 0;
     while (i < len) {
@@ -241,6 +241,18 @@ int tt_ws_deflate_negotiate(const char *v, size_t len, tt_ws_deflate *out,
             return -1;
         if (rc == 0 || strcmp(name, "permessage-deflate") != 0)
             continue;
+        /* our own window may be smaller than the client allows: RFC 7692
+         * lets the answer say so even when the offer did not ask */
+        if (own_bits >= 9 && own_bits < d.server_max_window_bits) {
+            d.server_max_window_bits = own_bits;
+            seen |= P_SMWB;
+        }
+        /* a client that lets us choose its window gets the same cap (what
+         * we inflate with) */
+        if (own_bits >= 9 && (seen & P_CMWB) && own_bits < d.client_max_window_bits) {
+            d.client_max_window_bits = own_bits;
+            seen |= P_CMWB_VALUE;
+        }
         int n = snprintf(resp, size, "permessage-deflate%s%s",
                          d.server_no_context_takeover ? "; server_no_context_takeover" : "",
                          d.client_no_context_takeover ? "; client_no_context_takeover" : "");

@@ -48,10 +48,13 @@ typedef struct {
 
 /* Pick the first permessage-deflate offer of a Sec-WebSocket-Extensions
  * value that we can accept, and write the response's extension into resp
- * (NUL-terminated). Returns 1 when one was accepted, 0 when none was offered
+ * (NUL-terminated). own_bits (9..15) caps the window of what the server
+ * compresses, and of what the client compresses when its offer lets the
+ * server choose (client_max_window_bits without a value): the memory each
+ * connection costs; 15 or more: no cap. Returns 1 when one was accepted, 0 when none was offered
  * or none is acceptable (the connection goes on without compression), -1
  * when the header is malformed. */
-int tt_ws_deflate_negotiate(const char *value, size_t len, tt_ws_deflate *out,
-                            char *resp, size_t resp_size);
+int tt_ws_deflate_negotiate(const char *value, size_t len, unsigned own_bits,
+                            tt_ws_deflate *out, char *resp, size_t resp_size);
 
 #endif

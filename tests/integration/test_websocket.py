@@ -296,6 +296,8 @@ def test_compressed_message_both_ways(echo):
     s, status, h, rest = handshake(echo.port,
                                    extra="Sec-WebSocket-Extensions: permessage-deflate\r\n")
     assert status == 101 and h["sec-websocket-extensions"].startswith("permessage-deflate")
+    # the server's own window is capped (memory per connection), and says so
+    assert "server_max_window_bits=12" in h["sec-websocket-extensions"]
     r = Reader(s, rest)
     text = ("tutti " * 2000).encode()
     z = zlib.compressobj(wbits=-15)

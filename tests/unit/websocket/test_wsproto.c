@@ -129,7 +129,28 @@ static void test_utf8_fails_at_the_first_bad_byte(void **state)
 
 static int negotiate(const char *offer, tt_ws_deflate *d, char *resp, size_t size)
 {
-    return tt_ws_deflate_negotiate(offer, strlen(offer), d, resp, size);
+    return tt_ws_deflate_negotiate(offer, strlen(offer), 15, d, resp, size);
+}
+
+/* the server caps its own window: said in the answer even unasked, never
+ * above what the client allows */
+static void test_deflate_own_window_cap(void **state)
+{
+    tt_ws_deflate d;
+    char resp[256];
+    const char *o = "permessage-deflate";
+    assert_int_equal(tt_ws_deflate_negotiate(o, strlen(o), 12, &d, resp, sizeof(resp)), 1);
+    assert_string_equal(resp, "permessage-deflate; server_max_window_bits=12");
+    assert_int_equal(d.server_max_window_bits, 12);
+    o = "permessage-deflate; server_max_window_bits=10";
+    assert_int_equal(tt_ws_deflate_negotiate(o, strlen(o), 12, &d, resp, sizeof(resp)), 1);
+    assert_string_equal(resp, "permessage-deflate; server_max_window_bits=10");
+    assert_int_equal(d.server_max_window_bits, 10);
+    o = "permessage-deflate; client_max_window_bits";
+    assert_int_equal(tt_ws_deflate_negotiate(o, strlen(o), 12, &d, resp, sizeof(resp)), 1);
+    assert_string_equal(resp, "permessage-deflate; server_max_window_bits=12; "
+                        "client_max_window_bits=12");
+    assert_int_equal(d.client_max_window_bits, 12);
 }
 
 static void test_deflate_plain_offer(void **state)
@@ -225,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_utf8_invalid),
         cmocka_unit_test(test_utf8_fails_at_the_first_bad_byte),
         cmocka_unit_test(test_deflate_plain_offer),
+        cmocka_unit_test(test_deflate_own_window_cap),
         cmocka_unit_test(test_deflate_browser_offer),
         cmocka_unit_test(test_deflate_parameters),
         cmocka_unit_test(test_deflate_falls_back_to_the_next_offer),
