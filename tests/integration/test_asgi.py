@@ -435,7 +435,7 @@ def test_start_up_failures(tmp_path, app, route, why):
     res = one_app(tmp_path, app, **route)
     out = res.stderr + res.stdout
     assert res.returncode == 2, out
-    assert f"tutti.yaml:" in out and f"asgi app '{app}'" in out and why in out, out
+    assert "tutti.yaml:" in out and f"asgi app '{app}'" in out and why in out, out
 
 
 def test_lifespan_auto_goes_on_without_it(tutti):

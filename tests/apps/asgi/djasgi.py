@@ -1,6 +1,5 @@
 """Django's ASGI handler, the whole project in one module (settings, URLs,
 views): DJANGO_SETTINGS_MODULE=djasgi."""
-import os
 
 from django.http import HttpResponse, JsonResponse
 from django.urls import path
