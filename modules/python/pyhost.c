@@ -59,6 +59,8 @@ typedef struct {
     log_line lines[LOG_THREADS];
 } log_stream;
 
+static PyTypeObject log_stream_type;
+
 static void stream_emit(log_stream *s, log_line *l)
 {
     api->log(s->level, "%.*s", (int)l->len, l->buf);
@@ -162,10 +164,20 @@ static PyObject *stream_flush(log_stream *s, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* One of ours, or the other module's copy of it: each copy has its own
+ * type object, so the name and the size tell, not the pointer. */
+static int is_log_stream(PyObject *o)
+{
+    return o != NULL && strcmp(Py_TYPE(o)->tp_name, log_stream_type.tp_name) == 0 &&
+           Py_TYPE(o)->tp_basicsize == (Py_ssize_t)sizeof(log_stream);
+}
+
 static void stream_drain(PyObject *o)
 {
     log_stream *s = (log_stream *)o;
-    for (int i = 0; o != NULL && i < LOG_THREADS; i++)
+    if (!is_log_stream(o))
+        return;
+    for (int i = 0; i < LOG_THREADS; i++)
         if (s->lines[i].len > 0)
             stream_emit(s, &s->lines[i]);
 }
@@ -527,8 +539,10 @@ static int attach(void)
         format_exception = PyObject_GetAttrString(tb, "format_exception");
         Py_DECREF(tb);
     }
-    stdout_stream = PySys_GetObject("stdout");
-    stderr_stream = PySys_GetObject("stderr");
+    /* __stdout__, not stdout: an app the other module imported may have
+     * wrapped sys.stdout, and stream_drain must find the log stream */
+    stdout_stream = PySys_GetObject("__stdout__");
+    stderr_stream = PySys_GetObject("__stderr__");
     Py_XINCREF(stdout_stream);
     Py_XINCREF(stderr_stream);
     if (format_exception == NULL || (apps = PyDict_New()) == NULL) {
@@ -613,6 +627,10 @@ int tt_py_start(const tt_api *a, const tt_py_conf *m)
 void tt_py_keep(void)
 {
     finalize_ok = 0;
+    /* the other module has its own copy of this file: tell it through the
+     * process, so its tt_py_stop does not wait for a GIL a stuck thread
+     * may hold */
+    setenv("TUTTI_PYTHON_STUCK", "1", 1);
 }
 
 static void flush_streams(void)
@@ -633,7 +651,7 @@ static void flush_streams(void)
  * the app started and tear down objects the exit frees anyway. */
 void tt_py_stop(void)
 {
-    if (!Py_IsInitialized() || !finalize_ok)
+    if (!Py_IsInitialized() || !finalize_ok || getenv("TUTTI_PYTHON_STUCK") != NULL)
         return;
     tt_py_gil_take();
     PyObject *mod = PyImport_ImportModule("atexit");

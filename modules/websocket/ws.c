@@ -131,6 +131,17 @@ static tt_ws *ws_accept(tt_request *r, const char *subprotocol, const tt_header 
         deflate = tt_ws_deflate_negotiate(offer, elen, WS_DEFLATE_BITS, &pmd, ext,
                                           sizeof(ext)) == 1;
 
+    /* RFC 6455 4.2.2: only a subprotocol the client offered; a client
+     * fails the connection on any other, so leave it out and say why */
+    size_t plen;
+    const char *offer_p = api->header(r, "Sec-WebSocket-Protocol", &plen);
+    if (subprotocol != NULL && *subprotocol &&
+        (offer_p == NULL || !tt_ws_has_token(offer_p, plen, subprotocol))) {
+        api->log(TT_LOG_WARN, "websocket: subprotocol '%s' was not offered by the client of "
+                 "\"%s\"; accepting without one", subprotocol, r->target);
+        subprotocol = NULL;
+    }
+
     tt_header hs[32];
     size_t n = 0;
     hs[n++] = (tt_header){ "Upgrade", 7, "websocket", 9 };

@@ -319,6 +319,15 @@ def test_websocket_subprotocol_and_headers(d):
     assert run(go()) == ("two", "yes", "one,two")
 
 
+def test_websocket_subprotocol_not_offered_is_left_out(d):
+    async def go():
+        async with websockets.connect(ws_url(d, "/ws/badsub"), subprotocols=["one"]) as ws:
+            return ws.subprotocol, await ws.recv()
+    assert run(go()) == (None, "accepted")
+    wait_for(lambda: "subprotocol 'never-offered' was not offered" in d.error_log_text(), T,
+             "the warning")
+
+
 def test_websocket_close_before_accept_is_403(d):
     async def go():
         with pytest.raises(websockets.InvalidStatusCode) as e:

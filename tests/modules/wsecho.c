@@ -8,7 +8,6 @@
  * until on_drain: an echo never queues more than it was sent.
  * A plain GET answers "wsecho\n"; the subprotocol "chat" is chosen when
  * offered. */
-#define _GNU_SOURCE     /* memmem */
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
@@ -124,6 +123,22 @@ static void echo_free(tt_request *r, void *arg)
     event_free(e->resume);
 }
 
+/* "chat" among the comma-separated tokens ("superchat" is not it) */
+static int offered(const char *v, size_t len, const char *want)
+{
+    size_t wl = strlen(want), i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+            i++;
+        if (i - start == wl && memcmp(v + start, want, wl) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static int wsecho_handle(tt_request *r, void *route_conf)
 {
     const char *protos;
@@ -140,7 +155,7 @@ static int wsecho_handle(tt_request *r, void *route_conf)
     if (e == NULL || (e->resume = evtimer_new(api->event_base(), resume, e)) == NULL)
         return TT_ERROR;
     api->on_close(r, echo_free, e);
-    const char *sub = protos != NULL && memmem(protos, plen, "chat", 4) != NULL ? "chat" : NULL;
+    const char *sub = protos != NULL && offered(protos, plen, "chat") ? "chat" : NULL;
     e->s = ws->accept(r, sub, NULL, 0, &handler, e);
     return e->s != NULL ? TT_OK : TT_ERROR;
 }

@@ -89,6 +89,11 @@ async def websocket(scope, receive, send):
         await send({"type": "websocket.send", "text": ",".join(subs)})
         await receive()
         return
+    if path == "/ws/badsub":
+        await send({"type": "websocket.accept", "subprotocol": "never-offered"})
+        await send({"type": "websocket.send", "text": "accepted"})
+        await receive()
+        return
     if path == "/ws/close4000":
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.close", "code": 4000, "reason": "done here"})
