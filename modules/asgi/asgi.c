@@ -212,6 +212,7 @@ static int snapshot(asgi_req *q, const tt_request *r)
 
 static void req_free(asgi_req *q)
 {
+    free(q->head);              /* a head that never went out (a failed pathsend) */
     free(q->head_mem);
     free(q->copy);
     free(q);

@@ -131,7 +131,8 @@ static void send_close(tt_ws *ws, int code, const char *reason, size_t len)
             len = sizeof(p) - 2;
         uint16_t be = htons((uint16_t)code);
         memcpy(p, &be, 2);
-        memcpy(p + 2, reason, len);
+        if (len > 0)
+            memcpy(p + 2, reason, len);
         n = 2 + len;
     }
     send_frame(ws, WSLAY_CONNECTION_CLOSE, 0, p, n);

@@ -10,8 +10,10 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
+import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +23,9 @@ import pytest
 import requests
 import websockets
 
-from harness import SANITIZED, SLOW, free_port, rss_kb, run_tutti, to_yaml, wait_for
-from rawhttp import Conn
+from harness import (SANITIZED, SLOW, assert_same_workers, free_port, rss_kb, run_tutti,
+                     to_yaml, wait_for)
+from rawhttp import Closed, Conn
 
 APPS = Path(__file__).resolve().parents[1] / "apps" / "asgi"
 T = 5 * SLOW
@@ -63,7 +66,10 @@ def static_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def d(shared_daemon, state, static_dir):
-    return shared_daemon(site(state, static_dir))
+    d = shared_daemon(site(state, static_dir))
+    d.first_workers = d.worker_pids()
+    assert len(d.first_workers) == 1, d.first_workers
+    return d
 
 
 def read_state(state, name):
@@ -88,6 +94,9 @@ def test_http_scope(d):
         r = c.read_response()
     s = json.loads(r.body)
     assert r.status == 200
+    assert {"type", "asgi", "http_version", "method", "scheme", "path", "raw_path",
+            "query_string", "root_path", "headers", "client", "server", "state",
+            "extensions"} <= set(s), sorted(s)
     assert s["type"] == "http"
     assert s["asgi"] == {"version": "3.0", "spec_version": "2.4"}
     assert (s["http_version"], s["method"], s["scheme"]) == ("1.1", "GET", "http")
@@ -96,8 +105,8 @@ def test_http_scope(d):
     assert (s["query_string"], s["query_string_type"]) == ("a=1&b=%20", "bytes")
     assert s["root_path"] == ""
     assert s["header_types"] == ["bytes/bytes"]
-    names = [n for n, _ in s["headers"]]
-    assert all(n == n.lower() for n in names)
+    # every header, in the order sent, names lower-cased, duplicates kept
+    assert s["headers"] == [["host", "x"], ["x-twice", "1"], ["accept", "*/*"], ["x-twice", "2"]]
     assert [v for n, v in s["headers"] if n == "x-twice"] == ["1", "2"]
     assert s["client"][0] == "127.0.0.1" and isinstance(s["client"][1], int)
     assert s["server"] == ["127.0.0.1", d.port]
@@ -113,7 +122,10 @@ def test_lifespan_state_is_copied_per_request(d):
     one = requests.get(d.url + "/scope", timeout=T).json()
     two = requests.get(d.url + "/scope", timeout=T).json()
     assert one["state"]["token"] == "from-lifespan"
-    # each request gets its own dict (the app set "mine" in the first)...
+    # each request gets its own dict: the app set "mine" in the first, the
+    # second does not see it...
+    assert one["state_keys_before"] == ["items", "token"]
+    assert two["state_keys_before"] == ["items", "token"], two["state_keys_before"]
     assert two["state"]["token"] == "from-lifespan"
     # ...a shallow copy: the list inside is lifespan's own
     assert len(two["state"]["items"]) == len(one["state"]["items"]) + 1
@@ -154,6 +166,19 @@ def test_expect_100_continue(d):
         c.send(b"hello")
         resp = c.read_response()
     assert json.loads(resp.body)["len"] == 5
+
+
+def test_upload_with_curl_and_100_continue(d, tmp_path):
+    f = tmp_path / "up.bin"
+    data = os.urandom(2 * 1024 * 1024 + 3)
+    f.write_bytes(data)
+    res = subprocess.run(["curl", "-sS", "-v", "--max-time", str(int(30 * SLOW)),
+                          "-H", "Expect: 100-continue", "--data-binary", f"@{f}",
+                          d.url + "/echo"], capture_output=True, text=True, timeout=60 * SLOW)
+    assert res.returncode == 0, res.stderr
+    assert "HTTP/1.1 100 Continue" in res.stderr, res.stderr[-2000:]
+    r = json.loads(res.stdout)
+    assert (r["len"], r["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
 
 
 @pytest.mark.slow
@@ -225,6 +250,73 @@ def test_trailers_are_refused(d):
     r = requests.get(d.url + "/trailers", timeout=T)
     assert r.status_code == 500
     wait_for(lambda: "trailers are not supported" in d.error_log_text(), T, "the error logged")
+    assert_same_workers(d)
+    assert requests.get(d.url + "/status?200", timeout=T).status_code == 200
+
+
+def test_response_headers_are_the_apps_in_order_with_duplicates(d):
+    with Conn(d.port) as c:
+        c.send(b"GET /headers HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+    assert (r.status, r.body) == (201, b"created")
+    assert r.header_all("set-cookie") == ["a=1", "b=2"]
+    assert (r.header("x-one"), r.header("x-mixed-case")) == ("1", "v")
+    assert r.header("content-length") == "7"
+
+
+def test_head_of_a_streamed_response_and_the_connection_goes_on(d):
+    with Conn(d.port) as c:
+        c.send(b"HEAD /stream?5,100 HTTP/1.1\r\nHost: x\r\n\r\n")
+        h = c.read_response(head_request=True)
+        c.send(b"GET /cl HTTP/1.1\r\nHost: x\r\n\r\n")
+        g = c.read_response()
+    assert h.status == 200 and h.body == b""
+    assert (g.status, g.body) == (200, b"0123456789"), "bytes of the HEAD body leaked"
+
+
+def test_streamed_response_to_http10_ends_with_the_connection(d):
+    with Conn(d.port) as c:
+        c.send(b"GET /stream?7,1000 HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = c.read_until_close(timeout=T)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0], head
+    assert b"transfer-encoding" not in head.lower(), head
+    assert body == b"".join(bytes([65 + i % 26]) * 1000 for i in range(7))
+
+
+def test_pathsend_of_a_missing_file_is_500(d, tmp_path):
+    r = requests.get(d.url + "/pathsend?" + str(tmp_path / "nope.bin"), timeout=T)
+    assert r.status_code == 500
+    wait_for(lambda: "nope.bin" in d.error_log_text(), T, "the pathsend error logged")
+
+
+def test_unread_body_does_not_break_the_connection(d):
+    with Conn(d.port) as c:
+        c.send(b"POST /cl HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+               + b"u" * 100000)
+        r = c.read_response()
+        assert (r.status, r.body) == (200, b"0123456789")
+        if "close" in r.connection_tokens():
+            return
+        c.send(b"GET /cl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        try:
+            r2 = c.read_response()
+        except Closed as e:
+            assert e.partial == b"", f"stray bytes: {e.partial[:100]!r}"
+            return
+        assert (r2.status, r2.body) == (200, b"0123456789"), "the unread body was read as a request"
+
+
+def test_many_requests_wait_concurrently_on_the_loop(d):
+    """60 requests each awaiting asyncio.sleep(1) on one worker's loop finish
+    together (one after the other would take 60 s)."""
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(60) as ex:
+        got = list(ex.map(lambda _: requests.get(d.url + "/nap?1", timeout=60 * SLOW).text,
+                          range(60)))
+    took = time.monotonic() - t0
+    assert got == ["napped"] * 60
+    assert took < 20 * SLOW, took
 
 
 # ---------------------------------------------------------------- errors
@@ -249,6 +341,15 @@ def test_exception_after_start_cuts_the_connection(d):
 
 def test_no_response_is_500(d):
     assert requests.get(d.url + "/noresponse", timeout=T).status_code == 500
+    wait_for(lambda: "returned without starting a response" in d.error_log_text(), T,
+             "the mistake logged")
+
+
+def test_body_before_start_is_500_and_logged(d):
+    assert requests.get(d.url + "/badorder", timeout=T).status_code == 500
+    wait_for(lambda: "http.response.body before http.response.start" in d.error_log_text(), T,
+             "the mistake logged")
+    assert requests.get(d.url + "/status?200", timeout=T).status_code == 200
 
 
 def test_print_goes_to_the_error_log(d):
@@ -271,6 +372,32 @@ def test_disconnect_during_sse_reaches_the_app(d, state):
         read_state(state, "sse")), 10 * SLOW, "the app to see the disconnect")
     assert f"disconnect {t}" in text
     assert f"send raised ClientDisconnected True {t}" in text
+
+
+def test_client_leaving_a_stream_ends_it_with_http_disconnect(d, state):
+    """The common SSE loop (stream until receive() says http.disconnect)."""
+    t = token()
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=T)
+    s.sendall(f"GET /events?{t} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    got = b""
+    while got.count(b"data:") < 2:
+        got += s.recv(4096)
+    s.close()
+    wait_for(lambda: f"http.disconnect {t}" in read_state(state, "events"), 10 * SLOW,
+             "the app to hear http.disconnect")
+
+
+def test_client_leaving_mid_upload_reaches_the_app(d, state):
+    t = token()
+    with Conn(d.port) as c:
+        c.send(f"POST /uploadgone?{t} HTTP/1.1\r\nHost: x\r\n"
+               f"Content-Length: 1000000\r\n\r\n".encode())
+        c.send(b"u" * 100000)
+        time.sleep(0.3)
+    text = wait_for(lambda: (lambda x: x if t in x else None)(read_state(state, "uploadgone")),
+                    10 * SLOW, "the app to hear http.disconnect in the middle of the body")
+    assert re.search(rf"disconnect after \d+ {t}", text), text
+    assert requests.get(d.url + "/status?200", timeout=T).status_code == 200
 
 
 # ---------------------------------------------------------------- isolation
@@ -296,6 +423,16 @@ def test_websocket_scope_has_no_method(d):
     s = run(go())
     assert s["type"] == "websocket" and "method" not in s
     assert (s["scheme"], s["path"], s["subprotocols"]) == ("ws", "/ws/scope", ["a"])
+    assert s["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+    assert s["http_version"] == "1.1" and s["root_path"] == ""
+    assert (s["raw_path"], s["raw_path_type"]) == ("/ws/scope", "bytes")
+    assert (s["query_string"], s["query_string_type"]) == ("", "bytes")
+    assert s["header_types"] == ["bytes/bytes"]
+    names = [n for n, _ in s["headers"]]
+    assert "upgrade" in names and "sec-websocket-key" in names
+    assert all(n == n.lower() for n in names)
+    assert s["client"][0] == "127.0.0.1" and s["server"] == ["127.0.0.1", d.port]
+    assert s["state"]["token"] == "from-lifespan"
     assert s["extensions"] == {"websocket.http.response": {}}
 
 
@@ -306,6 +443,10 @@ def test_websocket_echo_text_binary_and_big(d):
             assert await ws.recv() == "hello"
             await ws.send(b"\x00\xff")
             assert await ws.recv() == b"\x00\xff"
+            await ws.send("")
+            assert await ws.recv() == ""
+            await ws.send(b"")
+            assert await ws.recv() == b""
             big = os.urandom(1024 * 1024)
             await ws.send(big)
             assert await ws.recv() == big
@@ -335,6 +476,47 @@ def test_websocket_close_before_accept_is_403(d):
                 pass
         return e.value.status_code
     assert run(go()) == 403
+
+
+def test_websocket_app_returning_without_accept_is_403(d):
+    async def go():
+        with pytest.raises(websockets.InvalidStatusCode) as e:
+            async with websockets.connect(ws_url(d, "/ws/noaccept")):
+                pass
+        return e.value.status_code
+    assert run(go()) == 403
+
+
+def test_websocket_close_without_code_or_reason_is_1000(d, state):
+    async def go():
+        async with websockets.connect(ws_url(d, "/ws/closeplain")) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as e:
+                await ws.recv()
+            return e.value.code, e.value.reason
+    assert run(go()) == (1000, "")
+    wait_for(lambda: "after-plain-close" in read_state(state, "wsdisconnect"), T,
+             "websocket.disconnect after the server's close")
+    assert_same_workers(d)
+
+
+def test_websocket_exception_after_accept_closes_1011(d):
+    async def go():
+        async with websockets.connect(ws_url(d, "/ws/boom")) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as e:
+                await ws.recv()
+            return e.value.code
+    assert run(go()) == 1011
+    wait_for(lambda: "websocket boom after accept" in d.error_log_text(), T, "the traceback")
+
+
+def test_websocket_message_over_max_message_is_1009(d):
+    async def go():
+        async with websockets.connect(ws_url(d, "/ws/echo"), max_size=8 << 20) as ws:
+            await ws.send(b"x" * (3 * 1024 * 1024))
+            with pytest.raises(websockets.ConnectionClosed) as e:
+                await ws.recv()
+            return e.value.code
+    assert run(go()) == 1009
 
 
 def test_websocket_denial_response(d):
@@ -422,6 +604,12 @@ def test_django(tutti):
     assert requests.get(d.url + "/nothing", timeout=T).status_code == 404
 
 
+def test_the_shared_worker_survived_everything(d):
+    assert_same_workers(d)
+    assert requests.get(d.url + "/static/hello.txt", timeout=T).text == "static hello\n"
+    assert "Segmentation" not in d.stderr_text() + d.error_log_text()
+
+
 # ---------------------------------------------------------------- start-up and lifespan
 
 def one_app(tmp_path, app, **route):
@@ -444,7 +632,14 @@ def test_start_up_failures(tmp_path, app, route, why):
     res = one_app(tmp_path, app, **route)
     out = res.stderr + res.stdout
     assert res.returncode == 2, out
-    assert "tutti.yaml:" in out and f"asgi app '{app}'" in out and why in out, out
+    # where the app is named in tutti.yaml: "app: VALUE" -> VALUE's line and column
+    yaml_lines = (tmp_path / "tutti.yaml").read_text().splitlines()
+    line = next(i for i, l in enumerate(yaml_lines, 1) if l.lstrip().startswith("app: "))
+    col = yaml_lines[line - 1].index("app: ") + len("app: ") + 1
+    lines = [l for l in out.splitlines() if l.startswith("tutti: ") and f"asgi app '{app}'" in l]
+    assert lines, out
+    assert lines[0].startswith(f"tutti: tutti.yaml:{line}:{col}: asgi app '{app}': "), lines[0]
+    assert why in lines[0], lines[0]
 
 
 def test_lifespan_auto_goes_on_without_it(tutti):
@@ -469,8 +664,27 @@ def test_lifespan_shutdown_on_stop_and_reload(tutti, tmp_path):
     second = [p for p in d.worker_pids() if p != first][0]
     assert requests.get(d.url + "/status?200", timeout=T).status_code == 200
     d.signal(signal.SIGQUIT)
-    d.wait_exit(10)
+    assert d.wait_exit(15) == 0
     assert f"shutdown {second}" in read_state(st, "lifespan")
+
+
+def test_graceful_reload_ends_a_stream_with_http_disconnect(tutti, tmp_path):
+    """A worker stopping gracefully (HUP) tells a streaming app http.disconnect:
+    the app ends its response (the client sees a whole chunked body) instead
+    of holding the old worker until shutdown_timeout."""
+    st = tmp_path / "ev"
+    st.mkdir()
+    d = tutti({"modules": ["websocket", "asgi"], "error_log": "error.log",
+               "python": {"path": [str(APPS)], "env": {"ASGI_TEST_STATE": str(st)}},
+               "servers": [{"routes": [{"match": "/", "asgi": "rawapp:app"}]}]})
+    t = token()
+    with Conn(d.port, timeout=20 * SLOW) as c:
+        c.send(f"GET /events?{t} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(0.3)
+        d.reload()
+        r = c.read_response()           # a whole response: the chunked body ended
+    assert r.status == 200 and r.body.endswith(b"event: bye\n\n"), r.body[-200:]
+    assert f"http.disconnect {t}" in read_state(st, "events")
 
 
 @pytest.mark.parametrize("route,message", [

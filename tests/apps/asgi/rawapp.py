@@ -94,6 +94,17 @@ async def websocket(scope, receive, send):
         await send({"type": "websocket.send", "text": "accepted"})
         await receive()
         return
+    if path == "/ws/closeplain":
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close"})     # code 1000, no reason
+        m = await receive()
+        record("wsdisconnect", "after-plain-close %s" % m.get("code"))
+        return
+    if path == "/ws/noaccept":
+        return
+    if path == "/ws/boom":
+        await send({"type": "websocket.accept"})
+        raise ValueError("websocket boom after accept")
     if path == "/ws/close4000":
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.close", "code": 4000, "reason": "done here"})
@@ -121,10 +132,13 @@ async def app(scope, receive, send):
     q = scope["query_string"].decode()
     if path.startswith("/scope"):
         st = scope.get("state")
+        out = shown(scope)
         if st is not None:
+            out["state_keys_before"] = sorted(st)
             st["items"].append(1)           # a shallow copy: shared list, own dict
-            st["mine"] = True
-        return await text(send, json.dumps(shown(scope)), headers=[(b"content-type", b"application/json")])
+            st["mine"] = True               # the next request must not see this
+            out["state"] = dict(st)
+        return await text(send, json.dumps(out), headers=[(b"content-type", b"application/json")])
     if path == "/echo":
         digest, n, pieces = await read_all(receive)
         return await text(send, json.dumps({"sha256": digest, "len": n, "pieces": pieces}))
@@ -192,6 +206,49 @@ async def app(scope, receive, send):
             record("sse", "send raised %s %s %s" % (type(e).__name__, isinstance(e, OSError), q))
             return
         return
+    if path == "/events":
+        # the usual SSE loop: stream until http.disconnect (a client that
+        # left, or the worker stopping gracefully), then end the response
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        first = await receive()
+        assert first["type"] == "http.request", first
+        gone = asyncio.ensure_future(receive())
+        for i in range(1200):
+            if gone.done():
+                record("events", "%s %s" % (gone.result()["type"], q))
+                await send({"type": "http.response.body", "body": b"event: bye\n\n"})
+                return
+            await send({"type": "http.response.body", "body": b"data: %d\n\n" % i,
+                        "more_body": True})
+            await asyncio.sleep(0.05)
+        gone.cancel()
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if path == "/uploadgone":
+        # the client leaves in the middle of its upload
+        n = 0
+        while True:
+            m = await receive()
+            if m["type"] == "http.disconnect":
+                record("uploadgone", "disconnect after %d %s" % (n, q))
+                return
+            n += len(m["body"])
+            if not m.get("more_body"):
+                record("uploadgone", "whole body %d %s" % (n, q))
+                return await text(send, "got it all")
+    if path == "/headers":
+        await send({"type": "http.response.start", "status": 201,
+                    "headers": [(b"x-one", b"1"), (b"set-cookie", b"a=1"),
+                                (b"set-cookie", b"b=2"), (b"X-Mixed-Case", b"v")]})
+        await send({"type": "http.response.body", "body": b"created"})
+        return
+    if path == "/badorder":
+        await send({"type": "http.response.body", "body": b"no start first"})
+        return
+    if path == "/nap":
+        await asyncio.sleep(float(q))
+        return await text(send, "napped")
     if path == "/sleep":
         await asyncio.sleep(2)
         return await text(send, "slept")
