@@ -80,4 +80,5 @@ const tt_api tt_module_api = {
     .upgrade = tt_resp_upgrade,
     .on_stop = tt_req_on_stop,
     .module_exports = api_module_exports,
+    .log_field = tt_req_log_field,
 };

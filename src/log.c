@@ -463,6 +463,19 @@ static void format_combined(tt_out *o, const tt_access_entry *e, size_t budget)
     out_log_escaped(o, e->user_agent ? e->user_agent : "-", budget / 8);
     out_str(o, "\" ");
     out_duration(o, e->duration_usec);
+    for (const tt_log_field *f = e->fields; f != NULL; f = f->next) {
+        out_char(o, ' ');
+        out_str(o, f->key);
+        out_char(o, '=');
+        /* a value with a space (a list of upstreams) is quoted, so the
+         * line still splits into fields */
+        int quote = f->value[0] == '\0' || strpbrk(f->value, " \"") != NULL;
+        if (quote)
+            out_char(o, '"');
+        out_log_escaped(o, f->value, budget / 8);
+        if (quote)
+            out_char(o, '"');
+    }
 }
 
 static void json_key(tt_out *o, const char *key, int first)
@@ -509,6 +522,8 @@ static void format_json(tt_out *o, const tt_access_entry *e, size_t budget)
     json_string(o, "host", e->host, budget / 16);
     json_key(o, "request_time", 0);
     out_duration(o, e->duration_usec);
+    for (const tt_log_field *f = e->fields; f != NULL; f = f->next)
+        json_string(o, f->key, f->value, budget / 8);
     out_char(o, '}');
 }
 

@@ -18,6 +18,13 @@ const char *tt_log_last_error(void);
 int  tt_log_level_from(const char *s);                   /* -1 if unknown */
 void tt_log_set_ident(const char *ident);                /* "master", "worker 2" */
 
+/* A module's field of the access line (the proxy's upstream_addr). */
+typedef struct tt_log_field {
+    struct tt_log_field *next;
+    const char          *key;       /* [a-z0-9_]+ */
+    const char          *value;
+} tt_log_field;
+
 typedef struct {
     const char *remote_addr;
     const char *method;
@@ -30,6 +37,7 @@ typedef struct {
     const char *host;
     uint64_t    duration_usec;
     uint64_t    time_usec;          /* wall clock at the end */
+    const tt_log_field *fields;     /* modules' fields, in the order set, or NULL */
 } tt_access_entry;
 
 void tt_access_log(const tt_access_entry *e);

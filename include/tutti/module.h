@@ -34,7 +34,7 @@
 
 /* Bumped whenever a field is added to the public structs. */
 #define TT_REQUEST_FIELDS 27
-#define TT_API_SLOTS      38
+#define TT_API_SLOTS      39
 
 #define TT_MODULE_HANDLER 1     /* route_key names the route's one handler */
 #define TT_MODULE_FILTER  2     /* route_key names a filter run before it */
@@ -155,8 +155,12 @@ struct tt_api {
      * of its descriptor, e.g. websocket's tt_ws_api), or NULL when that
      * module is not loaded. In a worker, from init_worker on. */
     const void *(*module_exports)(const char *name);
+    /* Add key=value to r's access-log line (combined: appended as
+     * ` key=value`; json: a key), e.g. the proxy's upstream_addr. Set again,
+     * the value is replaced. key is [a-z0-9_]+; -1 otherwise or on OOM. */
+    int  (*log_field)(tt_request *r, const char *key, const char *value);
 
-    void *spare[8];
+    void *spare[7];
 };
 
 struct tt_module {

@@ -9,7 +9,8 @@
  *     const tt_ws_api *ws = api->module_exports("websocket");
  *     if (ws == NULL || ws->version != TT_WS_API_VERSION) ...
  *
- * Everything runs on the worker's I/O thread.
+ * Everything runs on the worker's I/O thread. Members are only ever
+ * appended.
  */
 #ifndef TUTTI_WEBSOCKET_H
 #define TUTTI_WEBSOCKET_H
@@ -72,6 +73,9 @@ typedef struct {
     size_t (*pending)(const tt_ws *ws);
     /* the request the session was accepted on */
     tt_request *(*request)(tt_ws *ws);
+    /* The `websocket:` section's idle_timeout in ms (0 = never), for a
+     * module that passes WebSocket bytes without framing them (proxy). */
+    uint64_t (*idle_timeout_ms)(void);
 } tt_ws_api;
 
 #endif

@@ -168,6 +168,11 @@ static tt_ws *ws_accept(tt_request *r, const char *subprotocol, const tt_header 
     return ws;
 }
 
+static uint64_t ws_idle_timeout_ms(void)
+{
+    return ws_conf_running != NULL ? ws_conf_running->idle_ms : 120 * 1000;
+}
+
 static const tt_ws_api ws_exports = {
     .version = TT_WS_API_VERSION,
     .check = ws_check,
@@ -178,6 +183,7 @@ static const tt_ws_api ws_exports = {
     .pause = ws_session_pause,
     .pending = ws_session_pending,
     .request = ws_session_request,
+    .idle_timeout_ms = ws_idle_timeout_ms,
 };
 
 TT_MODULE_DEFINE = {

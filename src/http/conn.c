@@ -301,6 +301,7 @@ static void req_end(tt_conn *c)
         .host = q->pub.host,
         .duration_usec = now - q->pub.start_usec,
         .time_usec = now,
+        .fields = q->log_fields,
     };
     tt_access_log(&e);
 
@@ -1050,6 +1051,36 @@ void tt_req_on_close(tt_request *r, tt_request_cb cb, void *arg)
     h->arg = arg;
     h->next = q->close_hooks;
     q->close_hooks = h;
+}
+
+/* A module's key=value for this request's access line: set again, the
+ * value is replaced and the field keeps its place. Both are copied. */
+int tt_req_log_field(tt_request *r, const char *key, const char *value)
+{
+    tt_req *q = (tt_req *)r;
+    struct tt_log_field **link = &q->log_fields;
+
+    if (*key == '\0' || strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(key))
+        return -1;                  /* a key must not break the line's syntax */
+    for (; *link != NULL; link = &(*link)->next)
+        if (strcmp((*link)->key, key) == 0)
+            break;
+    char *v = tt_arena_strndup(q->pool, value, strlen(value));
+    if (v == NULL)
+        return -1;
+    if (*link != NULL) {
+        (*link)->value = v;
+        return 0;
+    }
+    struct tt_log_field *f = tt_arena_alloc(q->pool, sizeof(*f));
+    char *k = tt_arena_strndup(q->pool, key, strlen(key));
+    if (f == NULL || k == NULL)
+        return -1;
+    f->next = NULL;
+    f->key = k;
+    f->value = v;
+    *link = f;
+    return 0;
 }
 
 /* The response cannot complete (an app failed after its head went out):

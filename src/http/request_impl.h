@@ -63,6 +63,7 @@ struct tt_req {
     void            *stop_arg;
     unsigned         tunnel:1;      /* upgraded: raw bytes both ways */
     struct tt_close_hook *close_hooks;  /* on_close callbacks, newest first */
+    struct tt_log_field  *log_fields;   /* log_field(), in the order first set */
 };
 
 enum tt_conn_state {
@@ -133,6 +134,7 @@ void   tt_req_on_stop(tt_request *r, tt_request_cb cb, void *arg);
 int    tt_body_read(tt_request *r, tt_body_cb cb, void *arg);
 void   tt_body_pause(tt_request *r, int paused);
 void   tt_req_on_close(tt_request *r, tt_request_cb cb, void *arg);
+int    tt_req_log_field(tt_request *r, const char *key, const char *value);
 void   tt_req_abort(tt_request *r);
 int    tt_resp_wait_drain(tt_request *r, size_t below, uint64_t timeout_ms);
 int    tt_req_set_rate(tt_request *r, uint64_t download, uint64_t upload,

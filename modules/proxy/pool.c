@@ -1,0 +1,169 @@
+/* Upstream connections: made, kept idle between requests, checked, reused.
+ *
+ * Each route's group keeps at most `keepalive` idle connections per worker,
+ * oldest first on a list. While idle, a connection is read: the upstream
+ * closing it (or sending anything, which it must not) drops it at once, so
+ * the pool rarely hands out a dead one. The window that remains (the close
+ * is in flight when the request goes out) is closed by a last look with
+ * MSG_PEEK before reuse, and by the relay's retry on a fresh connection.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include "proxy.h"
+
+static px_group *used_groups;       /* this worker's groups with connections */
+
+static void idle_unlink(px_conn *c)
+{
+    px_group *g = c->group;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        g->idle_head = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    else
+        g->idle_tail = c->prev;
+    c->prev = c->next = NULL;
+    g->nidle--;
+}
+
+void px_conn_close(px_conn *c)
+{
+    if (c == NULL)
+        return;
+    if (c->prev != NULL || c->next != NULL || c->group->idle_head == c)
+        idle_unlink(c);
+    if (c->bev != NULL)
+        bufferevent_free(c->bev);
+    free(c);
+}
+
+/* An idle connection spoke: the upstream closed it, timed it out on our
+ * side, or sent bytes nobody asked for. Either way it is done. */
+static void idle_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    px_conn_close(arg);
+}
+
+static void idle_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    px_conn_close(arg);
+}
+
+/* Still open, with nothing unread? A closed peer reads 0, a reset one an
+ * error; EAGAIN is the good answer. */
+static int alive(px_conn *c)
+{
+    char b;
+    ssize_t n = recv(bufferevent_getfd(c->bev), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+static void group_used(px_group *g)
+{
+    if (g->used)
+        return;
+    g->used = 1;
+    g->next_used = used_groups;
+    used_groups = g;
+}
+
+px_conn *px_conn_get(px_group *g, px_peer *p, uint64_t connect_ms, int allow_idle,
+                     int *fresh)
+{
+    group_used(g);
+    /* the most recently used first: it is the likeliest to be warm */
+    for (px_conn *c = allow_idle ? g->idle_tail : NULL; c != NULL;) {
+        px_conn *prev = c->prev;
+        if (c->peer == p) {
+            idle_unlink(c);
+            if (alive(c) && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+                bufferevent_disable(c->bev, EV_READ);
+                c->reused = 1;
+                *fresh = 0;
+                return c;
+            }
+            px_conn_close(c);
+        }
+        c = prev;
+    }
+
+    px_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->peer = p;
+    c->group = g;
+    c->bev = bufferevent_socket_new(px_api->event_base(), -1, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        free(c);
+        return NULL;
+    }
+    /* libevent times a connect with the write timeout */
+    struct timeval tv = { (time_t)(connect_ms / 1000), (suseconds_t)(connect_ms % 1000) * 1000 };
+    bufferevent_set_timeouts(c->bev, NULL, &tv);
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&p->addr.sa, (int)p->addr_len) != 0) {
+        int e = errno;
+        px_conn_close(c);
+        errno = e ? e : ECONNREFUSED;
+        return NULL;
+    }
+    if (p->addr.sa.sa_family != AF_UNIX) {
+        int one = 1;
+        setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    /* bigger reads than libevent's 16 KiB for big bodies */
+    bufferevent_set_max_single_read(c->bev, 64 * 1024);
+    *fresh = 1;
+    return c;
+}
+
+void px_conn_release(px_conn *c, int reusable)
+{
+    px_group *g = c->group;
+
+    if (!reusable || g->keepalive == 0 || c->requests >= g->keepalive_requests ||
+        evbuffer_get_length(bufferevent_get_input(c->bev)) != 0 ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)) != 0) {
+        px_conn_close(c);
+        return;
+    }
+    if (g->nidle >= g->keepalive)
+        px_conn_close(g->idle_head);            /* the oldest goes */
+    bufferevent_setcb(c->bev, idle_read, NULL, idle_event, c);
+    struct timeval tv = { (time_t)(g->keepalive_ms / 1000),
+                          (suseconds_t)(g->keepalive_ms % 1000) * 1000 };
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_enable(c->bev, EV_READ);
+    c->prev = g->idle_tail;
+    c->next = NULL;
+    if (g->idle_tail != NULL)
+        g->idle_tail->next = c;
+    else
+        g->idle_head = c;
+    g->idle_tail = c;
+    g->nidle++;
+}
+
+void px_group_close_idle(px_group *g)
+{
+    while (g->idle_head != NULL)
+        px_conn_close(g->idle_head);
+}
+
+void px_groups_close_all(void)
+{
+    for (px_group *g = used_groups; g != NULL; g = g->next_used)
+        px_group_close_idle(g);
+    used_groups = NULL;
+}
