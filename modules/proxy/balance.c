@@ -4,7 +4,7 @@
  * weight to its running score and takes the highest, which then pays the
  * total): weights 5,1,1 interleave as a a b a c a a instead of a burst of
  * five. least_conn compares requests in flight per unit of weight and breaks
- * ties with the same scores, so equal peers still alternate. ip_hash hashes
+ * ties in turn, so equal peers still alternate. ip_hash hashes
  * the client's whole address and probes onward from there when that peer
  * is out or already tried.
  *
@@ -59,25 +59,34 @@ static px_peer *pick_in(px_group *g, size_t from, size_t to, const tt_request *r
         return NULL;
     }
 
+    if (g->balance == PX_BALANCE_LEAST) {
+        /* fewest in flight per weight (a*wb < b*wa); ties go round in
+         * turn from where the last pick left off */
+        size_t n = to - from;
+        size_t start = g->rr_next % n;
+        for (size_t k = 0; k < n; k++) {
+            size_t i = from + (start + k) % n;
+            px_peer *p = &g->peers[i];
+            if (is_tried(tried, i) || (!ignore_down && !is_up(p, now)))
+                continue;
+            if (best == NULL ||
+                (uint64_t)p->active * (uint64_t)best->weight <
+                (uint64_t)best->active * (uint64_t)p->weight)
+                best = p;
+        }
+        if (best != NULL)
+            g->rr_next = (unsigned)(best - g->peers - from + 1);
+        return best;
+    }
+
     for (size_t i = from; i < to; i++) {
         px_peer *p = &g->peers[i];
         if (is_tried(tried, i) || (!ignore_down && !is_up(p, now)))
             continue;
         p->current += p->weight;
         total += p->weight;
-        if (best == NULL) {
+        if (best == NULL || p->current > best->current)
             best = p;
-            continue;
-        }
-        if (g->balance == PX_BALANCE_LEAST) {
-            /* fewer in flight per weight wins: a*wb < b*wa */
-            uint64_t a = (uint64_t)p->active * (uint64_t)best->weight;
-            uint64_t b = (uint64_t)best->active * (uint64_t)p->weight;
-            if (a < b || (a == b && p->current > best->current))
-                best = p;
-        } else if (p->current > best->current) {
-            best = p;
-        }
     }
     if (best != NULL)
         best->current -= total;

@@ -267,20 +267,28 @@ int px_request_head(const px_conf *cf, tt_request *r, const px_peer *peer, int u
     }
 
     if (cf->forwarded) {
-        ADD(out, "X-Forwarded-For: ");
-        if (xff != NULL && xff_len > 0) {
-            evbuffer_add(out, xff, xff_len);
-            ADD(out, ", ");
+        /* a `headers:` edit of one of these wins over tutti's own */
+#define EDITED(n) (find_edit(cf->req_edits, cf->nreq_edits, n, sizeof(n) - 1) != NULL)
+        if (!EDITED("X-Forwarded-For")) {
+            ADD(out, "X-Forwarded-For: ");
+            if (xff != NULL && xff_len > 0) {
+                evbuffer_add(out, xff, xff_len);
+                ADD(out, ", ");
+            }
+            evbuffer_add(out, r->remote_addr, strlen(r->remote_addr));
+            ADD(out, "\r\n");
         }
-        evbuffer_add(out, r->remote_addr, strlen(r->remote_addr));
-        ADD(out, "\r\n");
-        if (r->tls)
-            ADD(out, "X-Forwarded-Proto: https\r\n");
-        else
-            ADD(out, "X-Forwarded-Proto: http\r\n");
-        if (host != NULL && hlen > 0)
+        if (!EDITED("X-Forwarded-Proto")) {
+            if (r->tls)
+                ADD(out, "X-Forwarded-Proto: https\r\n");
+            else
+                ADD(out, "X-Forwarded-Proto: http\r\n");
+        }
+        if (host != NULL && hlen > 0 && !EDITED("X-Forwarded-Host"))
             add_header(out, "X-Forwarded-Host", 16, host, hlen);
-        add_header(out, "X-Real-IP", 9, r->remote_addr, strlen(r->remote_addr));
+        if (!EDITED("X-Real-IP"))
+            add_header(out, "X-Real-IP", 9, r->remote_addr, strlen(r->remote_addr));
+#undef EDITED
     }
     if (cf->via)
         ADD(out, "Via: 1.1 tutti\r\n");
