@@ -377,6 +377,12 @@ static int on_head(px_req *x, struct evbuffer *in, long hlen)
         x->left = (uint64_t)h->content_length;
         length = h->content_length;
     }
+    /* the X-Accel-Buffering: no of nginx: the app knows it streams */
+    for (size_t i = 0; i < h->nheaders; i++)
+        if (h->headers[i].name_len == 17 &&
+            strncasecmp(h->headers[i].name, "X-Accel-Buffering", 17) == 0 &&
+            h->headers[i].value_len == 2 && strncasecmp(h->headers[i].value, "no", 2) == 0)
+            x->unbuffered = 1;
     if (h->reason_len > 0 && !standard_reason(h->status, h->reason, h->reason_len))
         px_api->reason(r, h->reason, h->reason_len);
     if (px_api->start(r, h->status, hs, n, length) != 0) {
@@ -386,7 +392,7 @@ static int on_head(px_req *x, struct evbuffer *in, long hlen)
         return -1;
     }
     x->head_done = 1;
-    evbuffer_drain(in, (size_t)hlen);
+    evbuffer_drain(in, (size_t)hlen);       /* h's pointers die here */
     if (x->framing == PX_FRAME_LENGTH && x->left == 0)
         x->framing = PX_FRAME_NONE;
     return 0;
@@ -503,13 +509,6 @@ static void up_read(struct bufferevent *bev, void *arg)
             response_done(x);
             return;
         }
-        /* the X-Accel-Buffering: no of nginx: the app knows it streams */
-        for (size_t i = 0; i < x->head.nheaders; i++)
-            if (x->head.headers[i].name_len == 17 &&
-                strncasecmp(x->head.headers[i].name, "X-Accel-Buffering", 17) == 0 &&
-                x->head.headers[i].value_len == 2 &&
-                strncasecmp(x->head.headers[i].value, "no", 2) == 0)
-                x->unbuffered = 1;
     }
     int rc = relay_body(x, in);
     if (rc == 1)
@@ -700,6 +699,11 @@ int px_handle(tt_request *r, void *route_conf)
 void px_relay_drop(px_req *x)
 {
     drop_conn(x, 0);
+}
+
+void px_relay_log_time(px_req *x)
+{
+    log_time(x);
 }
 
 void px_relay_fail(px_req *x, const char *why)

@@ -69,6 +69,7 @@ void px_tunnel_free(px_req *x);
 /* after x->busy++ and a call that may end the request: -1 if x is freed */
 int  px_call_end(px_req *x);
 void px_relay_drop(px_req *x);
+void px_relay_log_time(px_req *x);
 void px_relay_fail(px_req *x, const char *why);
 
 #endif

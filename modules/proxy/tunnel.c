@@ -31,6 +31,7 @@ static void tunnel_end(px_req *x)
         return;
     x->done = 1;
     px_relay_drop(x);
+    px_relay_log_time(x);
     px_api->finish(x->r);
 }
 
