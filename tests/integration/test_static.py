@@ -1754,3 +1754,11 @@ def test_demo_config_serves_the_demo_site(tutti, tmp_path):
             await ws.send("hello, tutti")
             return await asyncio.wait_for(ws.recv(), 5)
     assert asyncio.run(echo()) == "hello, tutti"
+    # the demo proxy route: /proxy/X is /X fetched from the same server,
+    # with the response header the route adds, and the upstream logged
+    r = requests.get(d.url + "/proxy/hello/ada", timeout=5)
+    assert (r.status_code, r.text, r.headers.get("X-Proxied-By")) == (200, "Hello, ada!\n", "tutti")
+    r = requests.get(d.url + "/proxy/asgi/scope?y=2", timeout=5)
+    assert r.json()["query_string"] == "y=2"
+    seen = dict(r.json()["headers"])
+    assert (seen["x-forwarded-for"], seen["x-real-ip"]) == ("127.0.0.1", "127.0.0.1"), seen
