@@ -469,7 +469,7 @@ static void format_combined(tt_out *o, const tt_access_entry *e, size_t budget)
         out_char(o, '=');
         /* a value with a space (a list of upstreams) is quoted, so the
          * line still splits into fields */
-        int quote = f->value[0] == '\0' || strpbrk(f->value, " \"") != NULL;
+        int quote = f->value[0] == '\0' || strchr(f->value, ' ') != NULL;
         if (quote)
             out_char(o, '"');
         out_log_escaped(o, f->value, budget / 8);

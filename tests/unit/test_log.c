@@ -287,6 +287,29 @@ static void test_json(void **state)
         "\"host\":\"example.com\",\"request_time\":0.001}\n");
 }
 
+/* Modules' fields (the proxy's upstream_*): after the request time, a
+ * value with a space quoted, quotes in a value escaped; JSON keys. */
+static void test_module_fields(void **state)
+{
+    (void)state;
+    tt_access_entry e = entry();
+    tt_log_field t = { NULL, "upstream_time", "0.003" };
+    tt_log_field a = { &t, "upstream_addr", "127.0.0.1:9000, 127.0.0.1:9001" };
+    tt_log_field q = { &a, "note", "a\"b" };
+    e.fields = &q;
+    assert_string_equal(fmt(&e, TT_ACCESS_COMBINED),
+        "127.0.0.1 - - [22/Nov/2026:10:00:00 +0000] \"GET /x HTTP/1.1\" 200 13 \"-\" "
+        "\"curl/7.88.1\" 0.001 note=a\\x22b "
+        "upstream_addr=\"127.0.0.1:9000, 127.0.0.1:9001\" upstream_time=0.003\n");
+    e.fields = &a;
+    assert_string_equal(fmt(&e, TT_ACCESS_JSON),
+        "{\"time\":\"2026-11-22T10:00:00+00:00\",\"remote_addr\":\"127.0.0.1\","
+        "\"method\":\"GET\",\"target\":\"/x\",\"protocol\":\"HTTP/1.1\",\"status\":200,"
+        "\"bytes\":13,\"referer\":\"\",\"user_agent\":\"curl/7.88.1\","
+        "\"host\":\"example.com\",\"request_time\":0.001,"
+        "\"upstream_addr\":\"127.0.0.1:9000, 127.0.0.1:9001\",\"upstream_time\":\"0.003\"}\n");
+}
+
 static void test_json_escaping(void **state)
 {
     (void)state;
@@ -414,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_combined_local_time),
         cmocka_unit_test(test_combined_escaping),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_module_fields),
         cmocka_unit_test(test_json_escaping),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_access_log_off_and_file),
