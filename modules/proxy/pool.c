@@ -5,7 +5,8 @@
  * closing it (or sending anything, which it must not) drops it at once, so
  * the pool rarely hands out a dead one. The window that remains (the close
  * is in flight when the request goes out) is closed by a last look with
- * MSG_PEEK before reuse, and by the relay's retry on a fresh connection.
+ * MSG_PEEK before reusing a connection idle for a second or more, and by
+ * the relay's retry on a fresh connection.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -87,8 +88,12 @@ px_conn *px_conn_get(px_group *g, px_peer *p, uint64_t connect_ms, int allow_idl
         px_conn *prev = c->prev;
         if (c->peer == p) {
             idle_unlink(c);
-            if (alive(c) && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
-                bufferevent_disable(c->bev, EV_READ);
+            /* Under load a connection is idle for microseconds, and a close
+             * in that time is caught by the relay's retry; a syscall per
+             * request to look is worth it only after a real pause. EV_READ
+             * stays on: the relay takes the callbacks over at once. */
+            if ((px_now_ms() - c->idle_since < 1000 || alive(c)) &&
+                evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
                 c->reused = 1;
                 *fresh = 0;
                 return c;
@@ -153,6 +158,7 @@ void px_conn_release(px_conn *c, int reusable)
         g->idle_head = c;
     g->idle_tail = c;
     g->nidle++;
+    c->idle_since = px_now_ms();
 }
 
 void px_group_close_idle(px_group *g)

@@ -144,6 +144,7 @@ struct px_conn {
     px_group      *group;
     unsigned       requests;    /* sent on it so far */
     int            reused;      /* came from the pool */
+    uint64_t       idle_since;  /* monotonic ms it went into the pool */
     px_conn       *prev, *next; /* the idle list */
 };
 
@@ -209,5 +210,6 @@ int  px_chunked_next(px_chunked *st, const char *p, size_t len, size_t *used,
 
 /* ---- relay.c */
 int  px_handle(tt_request *r, void *route_conf);
+void px_relay_exit(void);
 
 #endif

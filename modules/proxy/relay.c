@@ -121,13 +121,22 @@ static void response_done(px_req *x)
 {
     /* reusable: the upstream keeps it open, the exchange is complete both
      * ways, nothing extra came */
-    int reusable = !x->head.close && x->framing != PX_FRAME_CLOSE && !x->upgrade &&
+    int reusable = !x->up_close && x->framing != PX_FRAME_CLOSE && !x->upgrade &&
                    (!x->r->has_body || x->body_done) &&
                    evbuffer_get_length(bufferevent_get_input(x->up->bev)) == 0;
     px_peer_ok(x->peer);
     drop_conn(x, reusable);
     log_time(x);
     x->done = 1;
+    if (x->body_paused) {
+        /* answered before the whole body came (a 413 of the upstream's):
+         * let the core read and drop the rest, which body_cb now ignores */
+        x->body_paused = 0;
+        x->busy++;
+        px_api->pause_body(x->r, 0);
+        if (px_call_end(x) != 0)
+            return;
+    }
     px_api->finish(x->r);
 }
 
@@ -216,9 +225,28 @@ static void body_cb(tt_request *r, const char *data, size_t len, int status, voi
     }
 }
 
+static struct evbuffer *head_scratch;   /* this worker's, for send_request */
+
+void px_relay_exit(void)
+{
+    if (head_scratch != NULL)
+        evbuffer_free(head_scratch);
+    head_scratch = NULL;
+}
+
+/* Everything of the request is written: from now on the upstream's
+ * silence counts against read_timeout. */
+static void request_flushed(px_req *x)
+{
+    struct timeval read_tv = ms_tv(x->cf->read_ms), send_tv = ms_tv(x->cf->send_ms);
+    x->sent = 1;
+    bufferevent_set_timeouts(x->up->bev, &read_tv, &send_tv);
+}
+
 static void send_request(px_req *x)
 {
     struct bufferevent *bev = x->up->bev;
+    struct evbuffer *out = bufferevent_get_output(bev);
     struct timeval send_tv = ms_tv(x->cf->send_ms);
 
     x->up->requests++;
@@ -226,23 +254,42 @@ static void send_request(px_req *x)
      * not the upstream being slow; it starts once all of it is sent */
     bufferevent_set_timeouts(bev, NULL, &send_tv);
     bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-    px_request_head(x->cf, x->r, x->peer, x->upgrade, bufferevent_get_output(bev));
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
-    if (x->r->has_body && !x->upgrade) {
-        if (!x->body_started) {
-            x->body_started = 1;
-            x->busy++;
-            px_api->read_body(x->r, body_cb, x);    /* may deliver at once */
-            px_call_end(x);
-        } else if (x->body_done && x->r->chunked) {
-            /* a retry of a body that was empty */
-            evbuffer_add(bufferevent_get_output(bev), "0\r\n\r\n", 5);
-        } else if (x->body_paused) {
-            x->body_paused = 0;
-            x->busy++;
-            px_api->pause_body(x->r, 0);
-            px_call_end(x);
-        }
+    if ((bufferevent_get_enabled(bev) & (EV_READ | EV_WRITE)) != (EV_READ | EV_WRITE))
+        bufferevent_enable(bev, EV_READ | EV_WRITE);
+
+    /* The head is written straight to the socket when nothing waits before
+     * it: on a pooled connection that is almost always all of it, and no
+     * write event is armed and disarmed (two epoll_ctl) per request. */
+    struct evbuffer *head = head_scratch;
+    if (head == NULL)
+        head = head_scratch = evbuffer_new();
+    if (head == NULL) {
+        px_request_head(x->cf, x->r, x->peer, x->upgrade, out);
+    } else {
+        px_request_head(x->cf, x->r, x->peer, x->upgrade, head);
+        if (evbuffer_get_length(out) == 0)
+            evbuffer_write(head, bufferevent_getfd(bev));  /* errors show on the next read */
+        if (evbuffer_get_length(head) > 0)
+            evbuffer_add_buffer(out, head);
+    }
+    if (!x->r->has_body || x->upgrade) {
+        if (evbuffer_get_length(out) == 0)
+            request_flushed(x);
+        return;
+    }
+    if (!x->body_started) {
+        x->body_started = 1;
+        x->busy++;
+        px_api->read_body(x->r, body_cb, x);    /* may deliver at once */
+        px_call_end(x);
+    } else if (x->body_done && x->r->chunked) {
+        /* a retry of a body that was empty */
+        evbuffer_add(out, "0\r\n\r\n", 5);
+    } else if (x->body_paused) {
+        x->body_paused = 0;
+        x->busy++;
+        px_api->pause_body(x->r, 0);
+        px_call_end(x);
     }
     /* x may be gone here */
 }
@@ -264,11 +311,8 @@ static void up_write(struct bufferevent *bev, void *arg)
             return;
     }
     if (!x->sent && (!x->r->has_body || x->upgrade || x->body_done) &&
-        evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-        x->sent = 1;
-        struct timeval read_tv = ms_tv(x->cf->read_ms), send_tv = ms_tv(x->cf->send_ms);
-        bufferevent_set_timeouts(bev, &read_tv, &send_tv);
-    }
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        request_flushed(x);
 }
 
 /* ---------------------------------------------------------------- the response */
@@ -334,9 +378,8 @@ static size_t client_headers(px_req *x, const px_head *h, tt_header *out, size_t
 }
 
 /* A complete head is at the front of in: answer the client with it. */
-static int on_head(px_req *x, struct evbuffer *in, long hlen)
+static int on_head(px_req *x, const px_head *h, struct evbuffer *in, long hlen)
 {
-    px_head *h = &x->head;
     tt_request *r = x->r;
 
     log_status(x, h->status);
@@ -354,14 +397,12 @@ static int on_head(px_req *x, struct evbuffer *in, long hlen)
             attempt_failed(x, PX_NEXT_ERROR, 1, "101 to a request that asked for no upgrade");
             return -1;
         }
-        return px_tunnel_start(x, in, hlen);
+        return px_tunnel_start(x, h, in, hlen);
     }
 
-    tt_header *hs = px_api->palloc(r, (PX_MAX_HEADERS + 32) * sizeof(tt_header));
-    if (hs == NULL) {
-        respond_error(x, 502);
-        return -1;
-    }
+    /* on the stack: start() copies them out at once, and a 4 KiB piece of
+     * the request's pool would cost a block of its own per request */
+    tt_header hs[PX_MAX_HEADERS + 32];
     size_t n = client_headers(x, h, hs, PX_MAX_HEADERS + 32, 0);
     int64_t length = -1;
     if (r->is_head || h->status == 204 || h->status == 304) {
@@ -392,6 +433,7 @@ static int on_head(px_req *x, struct evbuffer *in, long hlen)
         return -1;
     }
     x->head_done = 1;
+    x->up_close = h->close;
     evbuffer_drain(in, (size_t)hlen);       /* h's pointers die here */
     if (x->framing == PX_FRAME_LENGTH && x->left == 0)
         x->framing = PX_FRAME_NONE;
@@ -480,13 +522,14 @@ static void up_read(struct bufferevent *bev, void *arg)
         return;
     x->got_bytes = 1;
     while (!x->head_done) {
+        px_head head;                       /* 3 KiB: on the stack, not in x */
         size_t len = evbuffer_get_length(in);
         if (len == 0)
             return;
         size_t look = len < PX_HEAD_MAX ? len : PX_HEAD_MAX;
         const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)look);
         const char *why;
-        long hlen = px_parse_head(buf, look, &x->head, &why);
+        long hlen = px_parse_head(buf, look, &head, &why);
         if (hlen == PX_HEAD_BAD) {
             attempt_failed(x, PX_NEXT_ERROR, 1, "malformed response head: %s", why);
             return;
@@ -497,11 +540,11 @@ static void up_read(struct bufferevent *bev, void *arg)
                                PX_HEAD_MAX / 1024);
             return;
         }
-        if (x->head.status < 200 && x->head.status != 101) {
+        if (head.status < 200 && head.status != 101) {
             evbuffer_drain(in, (size_t)hlen);   /* 100 Continue, 103 Early Hints */
             continue;
         }
-        if (on_head(x, in, hlen) != 0)
+        if (on_head(x, &head, in, hlen) != 0)
             return;
         if (x->tunnel)
             return;
@@ -589,7 +632,7 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
                 return;
         }
         if (x->framing == PX_FRAME_CLOSE) {
-            x->head.close = 1;
+            x->up_close = 1;
             response_done(x);
             return;
         }

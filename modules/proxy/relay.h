@@ -41,7 +41,7 @@ typedef struct {
     int            framing;
     uint64_t       left;            /* PX_FRAME_LENGTH */
     px_chunked     chunk;
-    px_head        head;
+    unsigned       up_close:1;      /* the upstream will close after this response */
     uint64_t       body_out;
 
     /* the tunnel after a 101 */
@@ -59,7 +59,7 @@ typedef struct {
 } px_req;
 
 /* tunnel.c */
-int  px_tunnel_start(px_req *x, struct evbuffer *in, long hlen);
+int  px_tunnel_start(px_req *x, const px_head *h, struct evbuffer *in, long hlen);
 void px_tunnel_up_read(px_req *x);
 void px_tunnel_up_event(px_req *x, short what);
 void px_tunnel_drained(px_req *x);

@@ -156,11 +156,10 @@ void px_tunnel_up_event(px_req *x, short what)
     tunnel_end(x);
 }
 
-int px_tunnel_start(px_req *x, struct evbuffer *in, long hlen)
+int px_tunnel_start(px_req *x, const px_head *h, struct evbuffer *in, long hlen)
 {
     tt_header hs[PX_MAX_HEADERS + 8];
     size_t n = 0;
-    const px_head *h = &x->head;
     const char *conn = NULL;
     size_t clen = 0;
 
