@@ -158,7 +158,11 @@ static void attempt_failed(px_req *x, unsigned kind, int sent, const char *fmt, 
                : kind == PX_NEXT_504 ? 504 : 502;
     px_api->log(TT_LOG_ERROR, "proxy %s: %s (%s %s)", x->peer->name, why, x->r->method,
                 x->r->target);
-    if (kind == PX_NEXT_ERROR || kind == PX_NEXT_TIMEOUT || (x->cf->next_upstream & kind))
+    /* a pooled connection that died under a request says nothing about
+     * the upstream's health (it closed an idle connection, as it may) */
+    int stale = kind == PX_NEXT_ERROR && x->up != NULL && x->up->reused && !x->got_bytes;
+    if (!stale && (kind == PX_NEXT_ERROR || kind == PX_NEXT_TIMEOUT ||
+                   (x->cf->next_upstream & kind)))
         px_peer_failed(x->peer);
     if (!(kind & (PX_NEXT_502 | PX_NEXT_503 | PX_NEXT_504)))
         log_status(x, status);
