@@ -811,8 +811,12 @@ static void write_cb(struct bufferevent *bev, void *arg)
             conn_finish_close(c);
         return;
     }
+    /* This callback also runs on a trigger, to write what a handler added
+     * (tt_conn_output_added): a handler waiting for the drain hears of it
+     * only when the output is really out, or it would pile up without
+     * bound behind a slow client (process_input calls it once it is). */
     tt_req *q = c->req;
-    if (q != NULL && q->drain_cb != NULL) {
+    if (q != NULL && q->drain_cb != NULL && output_empty(c)) {
         tt_request_cb cb = q->drain_cb;
         q->drain_cb = NULL;
         cb(&q->pub, q->drain_arg);
