@@ -675,3 +675,33 @@ def test_config_errors(tmp_path, proxy, line, message):
     (tmp_path / "tutti.yaml").write_text(text)
     got = config_error_line(run_tutti(["-t", "-c", "tutti.yaml"], tmp_path), [line])
     assert message in got, got
+
+
+def test_tunnel_idle_timeout_from_the_websocket_section(tutti, backends):
+    a = backends("a")
+    d = tutti(proxy_config({"upstreams": [a.addr]}, websocket={"idle_timeout": "1s"}))
+    with socket.create_connection(("127.0.0.1", d.port), timeout=T) as s:
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
+        # a masked "hi" comes back unmasked: bytes pass both ways
+        s.sendall(b"\x81\x82\x01\x02\x03\x04" + bytes([ord("h") ^ 1, ord("i") ^ 2]))
+        assert s.recv(100) == b"\x81\x02hi"
+        t = time.monotonic()
+        assert s.recv(100) == b""          # closed for idleness
+        assert 0.8 < time.monotonic() - t < 3 * SLOW
+    assert "tunnel idle" in d.stderr_text()
+
+
+def test_upgrade_refused_by_the_upstream_is_a_plain_answer(shared):
+    # the upstream answers an upgrade request with a 200: the client gets it
+    r = requests.get(shared.url + "/echo", timeout=T,
+                     headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    assert r.status_code == 200
+    h = dict(r.json()["headers"])
+    assert (h["Upgrade"], h["Connection"]) == ("websocket", "upgrade")
