@@ -19,7 +19,7 @@ import requests
 import websockets
 
 import harness
-from harness import SLOW, assert_same_workers, config_error_line, rss_kb, run_tutti, wait_for
+from harness import SANITIZED, SLOW, assert_same_workers, config_error_line, rss_kb, run_tutti, wait_for
 
 T = 10 * SLOW
 BACKEND = Path(__file__).resolve().parent.parent / "apps" / "proxy" / "backend.py"
@@ -562,7 +562,9 @@ def test_big_download_and_upload_flat_rss(tutti, backends, tmp_path):
         want.update(PATTERN[:min(left, len(PATTERN))])
         left -= min(left, len(PATTERN))
     assert h.hexdigest() == want.hexdigest()
-    assert peak - base < 30_000, (base, peak)
+    # (ASan keeps freed memory in quarantine, up to 256 MB: RSS says nothing there)
+    if not SANITIZED:
+        assert peak - base < 30_000, (base, peak)
 
     upload = os.urandom(1 << 20)
 
@@ -574,7 +576,8 @@ def test_big_download_and_upload_flat_rss(tutti, backends, tmp_path):
     for _ in range(100):
         sha.update(upload)
     assert (r.json()["body_len"], r.json()["body_sha"]) == (100 << 20, sha.hexdigest())
-    assert rss_kb(worker) - base < 30_000
+    if not SANITIZED:
+        assert rss_kb(worker) - base < 30_000
 
 
 def test_slow_reader_keeps_rss_flat(tutti, backends):
@@ -589,7 +592,8 @@ def test_slow_reader_keeps_rss_flat(tutti, backends):
             s.recv(16384)
             time.sleep(0.1)
         grown = rss_kb(worker) - base
-    assert grown < 20_000, grown
+    if not SANITIZED:
+        assert grown < 20_000, grown
     assert requests.get(d.url + "/echo", timeout=T).status_code == 200
 
 
