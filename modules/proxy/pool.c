@@ -14,7 +14,6 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include "proxy.h"
 
@@ -41,22 +40,21 @@ void px_conn_close(px_conn *c)
         return;
     if (c->prev != NULL || c->next != NULL || c->group->idle_head == c)
         idle_unlink(c);
-    if (c->bev != NULL)
-        bufferevent_free(c->bev);
+    px_io_close(&c->io);
     free(c);
 }
 
 /* An idle connection spoke: the upstream closed it, timed it out on our
  * side, or sent bytes nobody asked for. Either way it is done. */
-static void idle_read(struct bufferevent *bev, void *arg)
+static void idle_read(px_io *io, void *arg)
 {
-    (void)bev;
+    (void)io;
     px_conn_close(arg);
 }
 
-static void idle_event(struct bufferevent *bev, short what, void *arg)
+static void idle_event(px_io *io, short what, void *arg)
 {
-    (void)bev;
+    (void)io;
     (void)what;
     px_conn_close(arg);
 }
@@ -66,7 +64,7 @@ static void idle_event(struct bufferevent *bev, short what, void *arg)
 static int alive(px_conn *c)
 {
     char b;
-    ssize_t n = recv(bufferevent_getfd(c->bev), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -93,7 +91,7 @@ px_conn *px_conn_get(px_group *g, px_peer *p, uint64_t connect_ms, int allow_idl
              * request to look is worth it only after a real pause. EV_READ
              * stays on: the relay takes the callbacks over at once. */
             if ((px_now_ms() - c->idle_since < 1000 || alive(c)) &&
-                evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+                evbuffer_get_length(c->io.in) == 0) {
                 c->reused = 1;
                 *fresh = 0;
                 return c;
@@ -108,26 +106,12 @@ px_conn *px_conn_get(px_group *g, px_peer *p, uint64_t connect_ms, int allow_idl
         return NULL;
     c->peer = p;
     c->group = g;
-    c->bev = bufferevent_socket_new(px_api->event_base(), -1, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
-        free(c);
-        return NULL;
-    }
-    /* libevent times a connect with the write timeout */
-    struct timeval tv = { (time_t)(connect_ms / 1000), (suseconds_t)(connect_ms % 1000) * 1000 };
-    bufferevent_set_timeouts(c->bev, NULL, &tv);
-    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&p->addr.sa, (int)p->addr_len) != 0) {
+    if (px_io_connect(&c->io, &p->addr.sa, p->addr_len, connect_ms) != 0) {
         int e = errno;
-        px_conn_close(c);
+        free(c);
         errno = e ? e : ECONNREFUSED;
         return NULL;
     }
-    if (p->addr.sa.sa_family != AF_UNIX) {
-        int one = 1;
-        setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    /* bigger reads than libevent's 16 KiB for big bodies */
-    bufferevent_set_max_single_read(c->bev, 64 * 1024);
     *fresh = 1;
     return c;
 }
@@ -137,19 +121,15 @@ void px_conn_release(px_conn *c, int reusable)
     px_group *g = c->group;
 
     if (!reusable || g->keepalive == 0 || c->requests >= g->keepalive_requests ||
-        evbuffer_get_length(bufferevent_get_input(c->bev)) != 0 ||
-        evbuffer_get_length(bufferevent_get_output(c->bev)) != 0) {
+        evbuffer_get_length(c->io.in) != 0 || evbuffer_get_length(c->io.out) != 0) {
         px_conn_close(c);
         return;
     }
     if (g->nidle >= g->keepalive)
         px_conn_close(g->idle_head);            /* the oldest goes */
-    bufferevent_setcb(c->bev, idle_read, NULL, idle_event, c);
-    struct timeval tv = { (time_t)(g->keepalive_ms / 1000),
-                          (suseconds_t)(g->keepalive_ms % 1000) * 1000 };
-    bufferevent_set_timeouts(c->bev, &tv, NULL);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-    bufferevent_enable(c->bev, EV_READ);
+    px_io_setcb(&c->io, idle_read, NULL, idle_event, c);
+    px_io_timeouts(&c->io, g->keepalive_ms, 0);
+    px_io_read(&c->io, 1);
     c->prev = g->idle_tail;
     c->next = NULL;
     if (g->idle_tail != NULL)

@@ -24,7 +24,6 @@ static void proxy_exit_worker(void *main_conf)
 {
     (void)main_conf;
     px_groups_close_all();
-    px_relay_exit();
 }
 
 TT_MODULE_DEFINE = {

@@ -3,6 +3,7 @@
  * proxy.c      the descriptor and a request's way through the module
  * conf.c       the `proxy:` route key
  * balance.c    picking an upstream; passive health
+ * io.c         an upstream connection's socket, events and buffers
  * pool.c       upstream connections: connect, keep-alive pool, reuse checks
  * reqhead.c    the request head sent upstream
  * http1.c      the upstream's response head and chunked bodies (pure)
@@ -19,10 +20,10 @@
 #include <tutti/tutti.h>
 #include "config.h"
 
+#include <event2/event_struct.h>
+
 struct event_base;
-struct bufferevent;
 struct evbuffer;
-struct event;
 
 extern const tt_api *px_api;
 
@@ -135,11 +136,43 @@ int      px_any_left(px_group *g, const unsigned char *tried);
 void     px_peer_failed(px_peer *p);
 void     px_peer_ok(px_peer *p);
 
-/* ---- pool.c: an upstream connection */
-typedef void (*px_conn_event_cb)(px_conn *c, short what, void *arg);
+/* ---- io.c: a connection's bytes (a lean bufferevent) */
+#define PX_IO_READING   0x01
+#define PX_IO_WRITING   0x02
+#define PX_IO_EOF       0x10
+#define PX_IO_ERROR     0x20
+#define PX_IO_TIMEOUT   0x40
+#define PX_IO_CONNECTED 0x80
 
+typedef struct px_io px_io;
+typedef void (*px_io_cb)(px_io *io, void *arg);
+typedef void (*px_io_event_cb)(px_io *io, short what, void *arg);
+
+struct px_io {
+    int              fd;
+    struct event     rev, wev;
+    struct evbuffer *in, *out;
+    px_io_cb         readcb, writecb;   /* writecb: the output is all written */
+    px_io_event_cb   eventcb;
+    void            *arg;
+    uint64_t         read_ms, write_ms; /* timeouts, 0 = none */
+    size_t           rsize;             /* the next read's size */
+    int              err;               /* errno of an ERROR */
+    unsigned         assigned:1, reading:1, writing:1, connecting:1;
+};
+
+/* socket + non-blocking connect; PX_IO_CONNECTED or an error follows */
+int  px_io_connect(px_io *io, const struct sockaddr *sa, socklen_t len, uint64_t connect_ms);
+void px_io_close(px_io *io);
+void px_io_setcb(px_io *io, px_io_cb readcb, px_io_cb writecb, px_io_event_cb eventcb,
+                 void *arg);
+void px_io_read(px_io *io, int on);
+void px_io_timeouts(px_io *io, uint64_t read_ms, uint64_t write_ms);
+void px_io_flush(px_io *io);
+
+/* ---- pool.c: an upstream connection */
 struct px_conn {
-    struct bufferevent *bev;
+    px_io          io;
     px_peer       *peer;
     px_group      *group;
     unsigned       requests;    /* sent on it so far */
@@ -210,6 +243,5 @@ int  px_chunked_next(px_chunked *st, const char *p, size_t len, size_t *used,
 
 /* ---- relay.c */
 int  px_handle(tt_request *r, void *route_conf);
-void px_relay_exit(void);
 
 #endif

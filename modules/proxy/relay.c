@@ -19,7 +19,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include "relay.h"
 
@@ -27,22 +26,17 @@
 #define PX_BODY_HIGH    (256 * 1024)    /* request bytes queued to the upstream */
 #define PX_UNBUFFERED   (16 * 1024)     /* buffering: false read-ahead */
 
-static void up_read(struct bufferevent *bev, void *arg);
-static void up_write(struct bufferevent *bev, void *arg);
-static void up_event(struct bufferevent *bev, short what, void *arg);
+static void up_read(px_io *io, void *arg);
+static void up_write(px_io *io, void *arg);
+static void up_event(px_io *io, short what, void *arg);
 static void start_attempt(px_req *x);
+static void request_flushed(px_req *x);
 
 static uint64_t now_usec(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static struct timeval ms_tv(uint64_t ms)
-{
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-    return tv;
 }
 
 static int idempotent(const tt_request *r)
@@ -123,7 +117,7 @@ static void response_done(px_req *x)
      * ways, nothing extra came */
     int reusable = !x->up_close && x->framing != PX_FRAME_CLOSE && !x->upgrade &&
                    (!x->r->has_body || x->body_done) &&
-                   evbuffer_get_length(bufferevent_get_input(x->up->bev)) == 0;
+                   evbuffer_get_length(x->up->io.in) == 0;
     px_peer_ok(x->peer);
     drop_conn(x, reusable);
     log_time(x);
@@ -184,7 +178,7 @@ static void attempt_failed(px_req *x, unsigned kind, int sent, const char *fmt, 
 
 static void send_body_bytes(px_req *x, const char *data, size_t len)
 {
-    struct evbuffer *out = bufferevent_get_output(x->up->bev);
+    struct evbuffer *out = x->up->io.out;
     if (x->r->chunked && !x->upgrade && len > 0) {
         char size[24];
         int n = snprintf(size, sizeof(size), "%zx\r\n", len);
@@ -220,62 +214,40 @@ static void body_cb(tt_request *r, const char *data, size_t len, int status, voi
     if (status == TT_BODY_END) {
         x->body_done = 1;
         if (x->r->chunked)
-            evbuffer_add(bufferevent_get_output(x->up->bev), "0\r\n\r\n", 5);
+            evbuffer_add(x->up->io.out, "0\r\n\r\n", 5);
     }
-    if (evbuffer_get_length(bufferevent_get_output(x->up->bev)) > PX_BODY_HIGH &&
-        !x->body_paused) {
+    px_io_flush(&x->up->io);
+    size_t queued = evbuffer_get_length(x->up->io.out);
+    if (queued > PX_BODY_HIGH && !x->body_paused) {
         x->body_paused = 1;
         px_api->pause_body(x->r, 1);
+    } else if (queued == 0 && x->body_done && !x->sent) {
+        request_flushed(x);
     }
-}
-
-static struct evbuffer *head_scratch;   /* this worker's, for send_request */
-
-void px_relay_exit(void)
-{
-    if (head_scratch != NULL)
-        evbuffer_free(head_scratch);
-    head_scratch = NULL;
 }
 
 /* Everything of the request is written: from now on the upstream's
  * silence counts against read_timeout. */
 static void request_flushed(px_req *x)
 {
-    struct timeval read_tv = ms_tv(x->cf->read_ms), send_tv = ms_tv(x->cf->send_ms);
     x->sent = 1;
-    bufferevent_set_timeouts(x->up->bev, &read_tv, &send_tv);
+    px_io_timeouts(&x->up->io, x->cf->read_ms, x->cf->send_ms);
 }
 
 static void send_request(px_req *x)
 {
-    struct bufferevent *bev = x->up->bev;
-    struct evbuffer *out = bufferevent_get_output(bev);
-    struct timeval send_tv = ms_tv(x->cf->send_ms);
+    px_io *io = &x->up->io;
+    struct evbuffer *out = io->out;
 
     x->up->requests++;
     /* no read timeout while the request is going out: a long upload is
      * not the upstream being slow; it starts once all of it is sent */
-    bufferevent_set_timeouts(bev, NULL, &send_tv);
-    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-    if ((bufferevent_get_enabled(bev) & (EV_READ | EV_WRITE)) != (EV_READ | EV_WRITE))
-        bufferevent_enable(bev, EV_READ | EV_WRITE);
-
-    /* The head is written straight to the socket when nothing waits before
-     * it: on a pooled connection that is almost always all of it, and no
-     * write event is armed and disarmed (two epoll_ctl) per request. */
-    struct evbuffer *head = head_scratch;
-    if (head == NULL)
-        head = head_scratch = evbuffer_new();
-    if (head == NULL) {
-        px_request_head(x->cf, x->r, x->peer, x->upgrade, out);
-    } else {
-        px_request_head(x->cf, x->r, x->peer, x->upgrade, head);
-        if (evbuffer_get_length(out) == 0)
-            evbuffer_write(head, bufferevent_getfd(bev));  /* errors show on the next read */
-        if (evbuffer_get_length(head) > 0)
-            evbuffer_add_buffer(out, head);
-    }
+    px_io_timeouts(io, 0, x->cf->send_ms);
+    px_io_read(io, 1);
+    /* straight to the socket: on a pooled connection the kernel takes the
+     * whole head, and no write event is armed */
+    px_request_head(x->cf, x->r, x->peer, x->upgrade, out);
+    px_io_flush(io);
     if (!x->r->has_body || x->upgrade) {
         if (evbuffer_get_length(out) == 0)
             request_flushed(x);
@@ -299,9 +271,10 @@ static void send_request(px_req *x)
 }
 
 /* The output to the upstream drained. */
-static void up_write(struct bufferevent *bev, void *arg)
+static void up_write(px_io *io, void *arg)
 {
     px_req *x = arg;
+    (void)io;
 
     if (x->tunnel) {
         px_tunnel_drained(x);
@@ -315,7 +288,7 @@ static void up_write(struct bufferevent *bev, void *arg)
             return;
     }
     if (!x->sent && (!x->r->has_body || x->upgrade || x->body_done) &&
-        evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        evbuffer_get_length(x->up->io.out) == 0)
         request_flushed(x);
 }
 
@@ -456,8 +429,8 @@ static void client_drained(tt_request *r, void *arg)
     (void)r;
     if (x->done || x->up == NULL)
         return;
-    bufferevent_enable(x->up->bev, EV_READ);
-    up_read(x->up->bev, x);
+    px_io_read(&x->up->io, 1);
+    up_read(&x->up->io, x);
 }
 
 /* Pass body bytes from in to the client; 1 when the body is complete,
@@ -505,7 +478,7 @@ static int relay_body(px_req *x, struct evbuffer *in)
         }
         if (px_api->pending(x->r) > read_ahead(x)) {
             /* a slow client: stop reading the upstream until it catches up */
-            bufferevent_disable(x->up->bev, EV_READ);
+            px_io_read(&x->up->io, 0);
             px_api->on_drain(x->r, client_drained, x);
             return 0;
         }
@@ -513,10 +486,10 @@ static int relay_body(px_req *x, struct evbuffer *in)
     return 0;
 }
 
-static void up_read(struct bufferevent *bev, void *arg)
+static void up_read(px_io *io, void *arg)
 {
     px_req *x = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = io->in;
 
     if (x->tunnel) {
         px_tunnel_up_read(x);
@@ -562,10 +535,9 @@ static void up_read(struct bufferevent *bev, void *arg)
         response_done(x);
 }
 
-static void up_event(struct bufferevent *bev, short what, void *arg)
+static void up_event(px_io *io, short what, void *arg)
 {
     px_req *x = arg;
-    (void)bev;
 
     if (x->tunnel) {
         px_tunnel_up_event(x, what);
@@ -573,13 +545,13 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
     }
     if (x->done)
         return;
-    if (what & BEV_EVENT_CONNECTED) {
+    if (what & PX_IO_CONNECTED) {
         x->connected = 1;
         send_request(x);
         return;
     }
-    int timeout = (what & BEV_EVENT_TIMEOUT) != 0;
-    int err = EVUTIL_SOCKET_ERROR();
+    int timeout = (what & PX_IO_TIMEOUT) != 0;
+    int err = io->err;
 
     if (!x->connected) {
         if (timeout)
@@ -606,26 +578,25 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
             }
             x->connected = 0;
             x->sent = 0;
-            bufferevent_setcb(x->up->bev, up_read, up_write, up_event, x);
-            bufferevent_enable(x->up->bev, EV_READ | EV_WRITE);
+            px_io_setcb(&x->up->io, up_read, up_write, up_event, x);
             return;
         }
-        if (timeout && (what & BEV_EVENT_WRITING))
+        if (timeout && (what & PX_IO_WRITING))
             attempt_failed(x, PX_NEXT_TIMEOUT, 1, "send: timed out after %llu ms",
                            (unsigned long long)x->cf->send_ms);
         else if (timeout)
             attempt_failed(x, PX_NEXT_TIMEOUT, 1, "no response head within %llu ms",
                            (unsigned long long)x->cf->read_ms);
-        else if (what & BEV_EVENT_EOF)
+        else if (what & PX_IO_EOF)
             attempt_failed(x, PX_NEXT_ERROR, 1, "closed the connection before a whole "
                            "response head");
         else
             attempt_failed(x, PX_NEXT_ERROR, 1, "%s", strerror(err));
         return;
     }
-    if ((what & BEV_EVENT_EOF) && !timeout) {
+    if ((what & PX_IO_EOF) && !timeout) {
         /* whatever is still buffered belongs to the body */
-        struct evbuffer *in = bufferevent_get_input(x->up->bev);
+        struct evbuffer *in = io->in;
         if (evbuffer_get_length(in) > 0) {
             int rc = relay_body(x, in);
             if (rc == 1) {
@@ -643,7 +614,7 @@ static void up_event(struct bufferevent *bev, short what, void *arg)
         cut(x, "the upstream closed the connection");
         return;
     }
-    if (timeout && (what & BEV_EVENT_READING))
+    if (timeout && (what & PX_IO_READING))
         cut(x, "read timed out");
     else if (timeout)
         cut(x, "send timed out");
@@ -685,11 +656,9 @@ static void start_attempt(px_req *x)
         attempt_failed(x, PX_NEXT_ERROR, 0, "connect: %s", strerror(errno));
         return;
     }
-    bufferevent_setcb(x->up->bev, up_read, up_write, up_event, x);
-    if (fresh) {
-        bufferevent_enable(x->up->bev, EV_READ | EV_WRITE);
+    px_io_setcb(&x->up->io, up_read, up_write, up_event, x);
+    if (fresh)
         return;                         /* up_event: CONNECTED */
-    }
     x->connected = 1;
     send_request(x);
 }

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <tutti/websocket.h>
 #include "relay.h"
@@ -58,7 +57,7 @@ static void client_drained(tt_request *r, void *arg)
     (void)r;
     if (x->done || x->up == NULL)
         return;
-    bufferevent_enable(x->up->bev, EV_READ);
+    px_io_read(&x->up->io, 1);
     px_tunnel_up_read(x);
 }
 
@@ -67,7 +66,7 @@ void px_tunnel_up_read(px_req *x)
 {
     if (x->done || x->up == NULL)
         return;
-    struct evbuffer *in = bufferevent_get_input(x->up->bev);
+    struct evbuffer *in = x->up->io.in;
     while (evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -80,7 +79,7 @@ void px_tunnel_up_read(px_req *x)
         touch(x);
     }
     if (px_api->pending(x->r) > PX_TUNNEL_HIGH) {
-        bufferevent_disable(x->up->bev, EV_READ);
+        px_io_read(&x->up->io, 0);
         px_api->on_drain(x->r, client_drained, x);
     }
 }
@@ -97,9 +96,10 @@ static void client_data(tt_request *r, const char *data, size_t len, int status,
         tunnel_end(x);
         return;
     }
-    struct evbuffer *out = bufferevent_get_output(x->up->bev);
+    struct evbuffer *out = x->up->io.out;
     if (len > 0) {
         evbuffer_add(out, data, len);
+        px_io_flush(&x->up->io);
         touch(x);
     }
     if (status == TT_BODY_END) {
@@ -109,7 +109,7 @@ static void client_data(tt_request *r, const char *data, size_t len, int status,
             return;
         }
         if (evbuffer_get_length(out) == 0)
-            shutdown(bufferevent_getfd(x->up->bev), SHUT_WR);
+            shutdown(x->up->io.fd, SHUT_WR);
         return;
     }
     if (evbuffer_get_length(out) > PX_TUNNEL_HIGH && !x->body_paused) {
@@ -123,7 +123,7 @@ void px_tunnel_drained(px_req *x)
     if (x->done || x->up == NULL)
         return;
     if (x->client_eof) {
-        shutdown(bufferevent_getfd(x->up->bev), SHUT_WR);
+        shutdown(x->up->io.fd, SHUT_WR);
         return;
     }
     if (x->body_paused) {
@@ -138,7 +138,7 @@ void px_tunnel_up_event(px_req *x, short what)
 {
     if (x->done)
         return;
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+    if ((what & PX_IO_EOF) && !(what & PX_IO_ERROR)) {
         px_tunnel_up_read(x);
         if (x->done)
             return;
@@ -148,7 +148,7 @@ void px_tunnel_up_event(px_req *x, short what)
         tunnel_end(x);
         return;
     }
-    if (what & BEV_EVENT_TIMEOUT) {
+    if (what & PX_IO_TIMEOUT) {
         /* a write to the upstream stalled for send_timeout */
         px_api->log(TT_LOG_ERROR, "proxy %s: tunnel: the upstream took nothing for %llu ms "
                     "(%s)", x->peer->name, (unsigned long long)x->cf->send_ms, x->r->target);
@@ -204,10 +204,8 @@ int px_tunnel_start(px_req *x, const px_head *h, struct evbuffer *in, long hlen)
         }
     }
     /* no read timeout: the protocol keeps its own; send_timeout stays */
-    struct timeval send_tv = { (time_t)(x->cf->send_ms / 1000),
-                               (suseconds_t)(x->cf->send_ms % 1000) * 1000 };
-    bufferevent_set_timeouts(x->up->bev, NULL, &send_tv);
-    bufferevent_enable(x->up->bev, EV_READ | EV_WRITE);
+    px_io_timeouts(&x->up->io, 0, x->cf->send_ms);
+    px_io_read(&x->up->io, 1);
 
     /* bytes the upstream sent behind its 101 go first */
     px_tunnel_up_read(x);
