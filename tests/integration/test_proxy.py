@@ -599,8 +599,8 @@ def test_slow_reader_keeps_rss_flat(tutti, backends):
 
 def test_gunicorn_upstream(tutti, tmp_path):
     gunicorn = shutil.which("gunicorn") or "/usr/bin/gunicorn"
-    if not os.path.exists(gunicorn):
-        pytest.skip("gunicorn is not installed")
+    assert os.path.exists(gunicorn), "gunicorn is missing: ./dev.sh installs Debian's"
+
     (tmp_path / "gapp.py").write_text(
         "def app(environ, start_response):\n"
         "    body = (environ['PATH_INFO'] + ' ' + environ.get('HTTP_X_FORWARDED_FOR', '')).encode()\n"
