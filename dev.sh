@@ -28,6 +28,7 @@ DEPS=(build-essential autoconf automake libtool pkg-config
       python3-starlette python3-fastapi python3-uvloop # the ASGI apps
       python3-websockets python3-httpx                 # WebSocket and ASGI clients
       gunicorn                                         # an upstream of the proxy tests
+      python3-cryptography testssl.sh                  # the TLS tests' certificates and audit
       clang libclang-rt-14-dev)      # clang + libFuzzer, for the fuzzers
 
 say() { printf 'dev.sh: %s\n' "$*"; }

@@ -104,12 +104,22 @@ typedef struct {
 
 typedef struct tt_listen tt_listen;
 
+/* A server's `tls:` (tls.c): its OpenSSL context (an SSL_CTX). */
+typedef struct tt_tls {
+    void               *ctx;        /* SSL_CTX *, made before the workers fork */
+    const char         *hsts;       /* Strict-Transport-Security value, or NULL */
+    const tt_conf_node *node;
+    struct tt_tls      *next;       /* every context of the config, to free */
+} tt_tls;
+
 typedef struct tt_server {
     const char    **names;          /* lower-cased */
     size_t          nnames;
     tt_limits       limits;
     tt_route       *routes;
     size_t          nroutes;
+    tt_tls         *tls;            /* NULL: plain HTTP */
+    int             redirect_https; /* redirect_http: the HTTPS port, 0 = off */
     const tt_conf_node *node;
 } tt_server;
 
@@ -120,6 +130,7 @@ struct tt_listen {
     int                     fd;     /* bound by the master; -1 before */
     tt_server             **servers;/* servers on this address; [0] is default */
     size_t                  nservers;
+    int                     tls;    /* its servers speak HTTPS (all or none) */
     const tt_conf_node     *node;
 };
 
@@ -154,7 +165,13 @@ typedef struct tt_config {
     size_t          nservers;
     tt_listen      *listens;        /* unique addresses over all servers */
     size_t          nlistens;
+    tt_tls         *tls_list;       /* the SSL_CTXs to free with the config */
 } tt_config;
+
+/* ---- tls.c ---- */
+/* A server's tls: block, its files read and checked, or NULL with err. */
+tt_tls *tt_tls_load(tt_config *cf, const tt_conf_node *node, tt_errbuf *err);
+void    tt_tls_free_all(tt_config *cf);
 
 /* Load and validate everything, modules included. check_only: -t. */
 tt_config *tt_config_load(const char *file, tt_errbuf *err);

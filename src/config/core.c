@@ -57,7 +57,7 @@ static const char *const core_keys[] = {
     "access_log", "access_log_format", "limits", "servers", NULL
 };
 static const char *const server_keys[] = {
-    "listen", "names", "limits", "tls", "routes", NULL
+    "listen", "names", "limits", "tls", "redirect_http", "routes", NULL
 };
 static const char *const limits_keys[] = {
     "header_timeout", "body_timeout", "send_timeout", "max_header_size",
@@ -809,6 +809,21 @@ static int check_names(tt_loader *ld, const tt_listen *l)
     return 0;
 }
 
+/* One address speaks one protocol: HTTPS for all its servers or none. */
+static int check_tls(tt_loader *ld, tt_listen *l)
+{
+    l->tls = l->servers[0]->tls != NULL;
+    for (size_t i = 1; i < l->nservers; i++)
+        if ((l->servers[i]->tls != NULL) != l->tls) {
+            const tt_server *odd = l->servers[i];
+            tt_conf_error(ld->err, odd->node, "this server shares %s with another that %s "
+                          "'tls'; one address speaks HTTPS for all its servers or for none",
+                          l->text, l->tls ? "has" : "has no");
+            return -1;
+        }
+    return 0;
+}
+
 /* Equal addresses of several servers become one listener carrying all of
  * them, the first server being the default for unknown Host names. */
 static int merge_listens(tt_loader *ld, tt_pending *p)
@@ -850,7 +865,7 @@ static int merge_listens(tt_loader *ld, tt_pending *p)
                 break;
             }
     for (size_t j = 0; j < cf->nlistens; j++)
-        if (check_names(ld, &cf->listens[j]) != 0)
+        if (check_names(ld, &cf->listens[j]) != 0 || check_tls(ld, &cf->listens[j]) != 0)
             return -1;
     return 0;
 }
@@ -1258,6 +1273,29 @@ static int load_listens(tt_loader *ld, const tt_conf_node *server, tt_server *s,
     return 0;
 }
 
+/* redirect_http: true (to https://host/...) or a port (https://host:PORT/...) */
+static int parse_redirect(tt_loader *ld, const tt_conf_node *v, tt_server *s)
+{
+    if (s->tls != NULL) {
+        tt_conf_error(ld->err, v, "'redirect_http' sends a plain-HTTP server's clients to "
+                      "HTTPS; this server has 'tls' itself: put it on a server without");
+        return -1;
+    }
+    if (is_scalar(v) && (strcmp(v->value, "true") == 0 || strcmp(v->value, "false") == 0)) {
+        s->redirect_https = strcmp(v->value, "true") == 0 ? 443 : 0;
+        return 0;
+    }
+    long port;
+    if (tt_conf_int(v, 1, 65535, &port, ld->err) != 0) {
+        snprintf(ld->err->msg, sizeof(ld->err->msg), "%s:%u:%u: 'redirect_http: %s': "
+                 "expected true, false, or the HTTPS port such as 8443", v->file, v->line,
+                 v->col, is_scalar(v) ? v->value : "...");
+        return -1;
+    }
+    s->redirect_https = (int)port;
+    return 0;
+}
+
 static int load_server(tt_loader *ld, const tt_conf_node *node, tt_server *s,
                        tt_pending *p)
 {
@@ -1269,13 +1307,13 @@ static int load_server(tt_loader *ld, const tt_conf_node *node, tt_server *s,
         return -1;
     }
     s->node = node;
-    for (size_t i = 0; i < node->n; i++)
-        if (strcmp(node->keys[i]->value, "tls") == 0) {
-            tt_conf_error(ld->err, node->keys[i], "'tls' is not supported yet; "
-                          "remove it (HTTPS is planned)");
-            return -1;
-        }
     if (check_server_keys(ld, node) != 0)
+        return -1;
+    const tt_conf_node *tls = get(node, "tls");
+    if (tls != NULL && (s->tls = tt_tls_load(cf, tls, ld->err)) == NULL)
+        return -1;
+    const tt_conf_node *redirect = get(node, "redirect_http");
+    if (redirect != NULL && parse_redirect(ld, redirect, s) != 0)
         return -1;
     if (load_listens(ld, node, s, p) != 0)
         return -1;
@@ -1453,6 +1491,7 @@ void tt_config_free(tt_config *cf)
     if (cf == NULL)
         return;
     tt_module_unload_all(cf);
+    tt_tls_free_all(cf);
     tt_arena_destroy(cf->arena);
 }
 

@@ -19,6 +19,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/ssl.h>
+#include <event2/bufferevent_ssl.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -216,6 +218,7 @@ static tt_req *req_new(tt_conn *c)
     q->pub.route_prefix = "";
     q->pub.version = 11;
     q->pub.content_length = -1;
+    q->pub.tls = c->tls;
     q->pub.remote_addr = addr_text(pool, &c->remote, &q->pub.remote_port);
     q->pub.local_addr = addr_text(pool, &c->local, &q->pub.local_port);
     q->pub.start_usec = now_usec();
@@ -323,6 +326,46 @@ static int run_module(tt_req *q, const tt_route_module *m)
     return m->module->mod->handle(&q->pub, m->conf);
 }
 
+/* redirect_http: the same URL on https (ACME's http-01 challenges, under
+ * /.well-known/acme-challenge/, are still served: certificates get
+ * renewed through them). */
+static int redirect_https(tt_req *q, const tt_server *s)
+{
+    tt_request *r = &q->pub;
+    const char *host = r->host_len > 0 ? r->host : s->nnames > 0 ? s->names[0] : r->local_addr;
+    size_t hlen = r->host_len > 0 ? r->host_len : strlen(host);
+    const char *target = r->target;
+    size_t tlen = r->target_len;
+    int add_query = 0;
+    if (tlen == 0 || target[0] != '/') {            /* absolute-form or '*' */
+        target = r->raw_path;
+        tlen = r->raw_path_len;
+        add_query = 1;
+    }
+    int v6 = memchr(host, ':', hlen) != NULL;
+    char port[8] = "";
+    if (s->redirect_https != 443)
+        snprintf(port, sizeof(port), ":%d", s->redirect_https);
+    size_t len = 8 + hlen + 2 + strlen(port) + tlen + 1 + r->query_len + 1;
+    char *loc = tt_arena_alloc(q->pool, len);
+    if (loc == NULL)
+        return 500;
+    int n = snprintf(loc, len, "https://%s%.*s%s%s%.*s", v6 ? "[" : "", (int)hlen, host,
+                     v6 ? "]" : "", port, (int)tlen, target);
+    if (add_query && r->query_len > 0)
+        n += snprintf(loc + n, len - (size_t)n, "?%.*s", (int)r->query_len, r->query);
+    static const char body[] = "301 Moved Permanently\n";
+    tt_header h[2] = {
+        { "Location", 8, loc, (size_t)n },
+        { "Content-Type", 12, "text/plain; charset=utf-8", 25 },
+    };
+    if (tt_resp_start(r, 301, h, 2, sizeof(body) - 1) != 0)
+        return 0;
+    tt_resp_write(r, body, sizeof(body) - 1);
+    tt_resp_finish(r);
+    return 0;
+}
+
 /* Route the request and run its filters and handler. Returns 0 when a
  * response is under way (or will be), or a status for the core to answer. */
 static int dispatch(tt_conn *c, tt_req *q)
@@ -333,6 +376,10 @@ static int dispatch(tt_conn *c, tt_req *q)
     q->server = s;
     c->limits = &s->limits;
     r->server_name = s->nnames > 0 ? s->names[0] : "";
+
+    if (s->redirect_https != 0 && !c->tls &&
+        !(r->path_len >= 28 && memcmp(r->path, "/.well-known/acme-challenge/", 28) == 0))
+        return redirect_https(q, s);
 
     if (r->content_length > 0 && (uint64_t)r->content_length > s->limits.max_body_size)
         return 413;
@@ -608,6 +655,18 @@ static int conn_write_now(tt_conn *c)
 
     if (feed_spool(c) != 0)
         return 0;
+    if (c->tls) {
+        /* only OpenSSL may write the socket: the bufferevent does */
+        if (evbuffer_get_length(out) == 0) {
+            if (c->req != NULL && c->req->spool_head != NULL) {
+                bufferevent_enable(c->bev, EV_WRITE);
+                return 0;
+            }
+            return 1;
+        }
+        bufferevent_enable(c->bev, EV_WRITE);
+        return 0;
+    }
     if (c->rate_limited && evbuffer_get_length(out) > 0) {
         /* only the bufferevent's own writing honours the speed limit */
         bufferevent_enable(c->bev, EV_WRITE);
@@ -831,6 +890,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     tt_conn *c = arg;
     tt_req *q = c->req;
 
+    if (what == BEV_EVENT_CONNECTED)
+        return;                     /* TLS: the handshake is done */
+
     if (what & BEV_EVENT_TIMEOUT) {
         if (what & BEV_EVENT_READING) {
             if (c->state == TT_CONN_HEAD && c->parser != NULL && c->parser->started) {
@@ -849,7 +911,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         conn_close(c);              /* idle keep-alive, silent client, stuck writes */
         return;
     }
-    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_WRITING)) {
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_WRITING) && !c->tls) {
         /* libevent's writer saw a write of 0 bytes. Its sendfile path
          * reports EAGAIN that way (errno tells): write again when the
          * socket lets us. Otherwise sendfile found its file shorter than
@@ -914,7 +976,7 @@ static void conn_finish_close(tt_conn *c)
     }
     int unread = (c->parser != NULL && (c->parser->started || !c->parser->message_done)) ||
                  evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
-    if (!unread || c->peer_closed) {
+    if (!unread || c->peer_closed || c->tls) {
         conn_close(c);
         return;
     }
@@ -950,6 +1012,13 @@ static void conn_close(tt_conn *c)
         event_free(c->idle_ev);
         evutil_closesocket(fd);
     } else if (c->bev) {
+        if (c->tls) {
+            /* freeing the bufferevent would not say goodbye: close_notify
+             * first (best effort, the socket is non-blocking) */
+            SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+            if (ssl != NULL && SSL_is_init_finished(ssl))
+                SSL_shutdown(ssl);
+        }
         bufferevent_free(c->bev);
     }
     parser_drop(c);
@@ -1120,6 +1189,12 @@ int tt_resp_wait_drain(tt_request *r, size_t below, uint64_t timeout_ms)
 
     if (c == NULL || c->bev == NULL)
         return -1;
+    if (c->tls) {
+        /* Only OpenSSL may write a TLS socket, and only the loop drives it:
+         * the output is left to grow here (an app on the loop calling the
+         * legacy write() over HTTPS holds its body in memory). */
+        return 0;
+    }
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     uint64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : c->limits->send_timeout_ms);
@@ -1192,6 +1267,29 @@ void *tt_req_palloc(tt_request *r, size_t n)
  * what keeps memory per idle connection near nginx's. */
 static int attach_bev(tt_conn *c, struct event_base *base, evutil_socket_t fd)
 {
+    if (c->listen != NULL && c->listen->tls) {
+        /* HTTPS: OpenSSL between the socket and the buffers. The server
+         * of the first name is the default; the SNI callback (tls.c) moves
+         * the connection to the context of the name the client asks for. */
+        SSL *ssl = SSL_new(c->listen->servers[0]->tls->ctx);
+        if (ssl == NULL)
+            return -1;
+        SSL_set_app_data(ssl, c->listen);
+        c->bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev == NULL) {
+            SSL_free(ssl);
+            return -1;
+        }
+        /* a client that closes without close_notify is an EOF, not an
+         * error (libevent 2.1 + OpenSSL 3 report it as SSL_ERROR_SSL) */
+        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        c->tls = 1;
+        bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+        bufferevent_enable(c->bev, EV_READ);
+        c->read_off = 0;
+        return 0;
+    }
     c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL)
         return -1;
@@ -1242,7 +1340,9 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     size_t compacted = 0;
 
     for (tt_conn *c = tt_conns; c != NULL; c = c->next) {
-        if (c->compact || c->state != TT_CONN_IDLE || now - c->mark_ms < TT_COMPACT_AFTER_MS)
+        /* (a TLS connection keeps its bufferevent: the session lives in it) */
+        if (c->compact || c->tls || c->state != TT_CONN_IDLE ||
+            now - c->mark_ms < TT_COMPACT_AFTER_MS)
             continue;
         if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 || !output_empty(c))
             continue;
@@ -1278,6 +1378,7 @@ void tt_conn_accept(struct event_base *base, const tt_config *cf, tt_listen *l,
         evutil_closesocket(fd);
         return;
     }
+    c->listen = l;
     if (attach_bev(c, base, fd) != 0) {
         evutil_closesocket(fd);
         free(c);

@@ -99,6 +99,7 @@ struct tt_conn {
     unsigned            corked:1;       /* TCP_CORK on while a file is sent */
     unsigned            rate_limited:1; /* a throttle's bucket is on the bufferevent */
     unsigned            on_idle_list:1;
+    unsigned            tls:1;          /* an OpenSSL bufferevent (HTTPS) */
     /* binary, formatted per request: 56 bytes instead of 100 per idle
      * connection */
     tt_sockaddr         remote;

@@ -288,6 +288,16 @@ int tt_resp_start(tt_request *r, int status, const tt_header *headers,
         memcpy(p, "Transfer-Encoding: chunked\r\n", 28);
         p += 28;
     }
+    if (c->tls && q->server != NULL && q->server->tls != NULL && q->server->tls->hsts != NULL) {
+        const char *hsts = q->server->tls->hsts;     /* under 100 bytes (tls.c) */
+        size_t hl = strlen(hsts);
+        memcpy(p, "Strict-Transport-Security: ", 27);
+        p += 27;
+        memcpy(p, hsts, hl);
+        p += hl;
+        memcpy(p, "\r\n", 2);
+        p += 2;
+    }
     if (!q->keepalive) {
         memcpy(p, "Connection: close\r\n", 19);
         p += 19;
@@ -392,7 +402,8 @@ static int queue_file(tt_req *q, int fd, int64_t off, int64_t len, int close_fd)
 {
     tt_conn *c = q->c;
 
-    if (c->rate_limited || q->spool_head != NULL)
+    /* sendfile cannot encrypt: over TLS a file goes through memory too */
+    if (c->rate_limited || c->tls || q->spool_head != NULL)
         return spool_file(q, fd, off, len, close_fd);
     struct evbuffer_file_segment *seg =
         evbuffer_file_segment_new(fd, off, len, close_fd ? EVBUF_FS_CLOSE_ON_FREE : 0);

@@ -499,11 +499,18 @@ static void test_not_supported_yet(void **state)
         "      - match: /metrics\n"
         "        status: {format: prometheus}\n",
         "tutti.yaml:4:9: 'status' is not supported yet; remove it");
+    /* tls is supported now: its errors point into the block */
     expect_text_error(
         "servers:\n"
         "  - listen: 127.0.0.1:8443\n"
-        "    tls: {cert: a.pem, key: a.key}\n",
-        "tutti.yaml:3:5: 'tls' is not supported yet; remove it (HTTPS is planned)");
+        "    tls: {cert: a.pem}\n",
+        "tutti.yaml:3:10: 'tls' needs 'cert' (the certificate chain, PEM) and 'key' "
+        "(its private key), such as tls: {cert: site.pem, key: site.key}");
+    expect_text_error(
+        "servers:\n"
+        "  - listen: 127.0.0.1:8443\n"
+        "    tls: {cert: a.pem, key: a.key, protocols: [TLSv1.1]}\n",
+        "tutti.yaml:3:48: 'TLSv1.1' is broken and not offered; use TLSv1.2 and TLSv1.3");
 }
 
 static void test_module_keys(void **state)
