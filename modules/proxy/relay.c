@@ -148,8 +148,10 @@ static void attempt_failed(px_req *x, unsigned kind, int sent, const char *fmt, 
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
 
-    int status = kind == PX_NEXT_TIMEOUT ? 504 : kind == PX_NEXT_503 ? 503
-               : kind == PX_NEXT_504 ? 504 : 502;
+    /* a connect that timed out is a 502, as the issue and doc/proxy.md
+     * have it (nginx says 504): no upstream could be reached at all */
+    int status = kind == PX_NEXT_TIMEOUT ? (x->connected ? 504 : 502)
+               : kind == PX_NEXT_503 ? 503 : kind == PX_NEXT_504 ? 504 : 502;
     px_api->log(TT_LOG_ERROR, "proxy %s: %s (%s %s)", x->peer->name, why, x->r->method,
                 x->r->target);
     /* a pooled connection that died under a request says nothing about

@@ -1,9 +1,11 @@
 """An upstream for the proxy tests: tells what it received, and misbehaves on
 request.
 
-    /usr/bin/python3 backend.py NAME PORT|unix:/path
+    /usr/bin/python3 backend.py NAME PORT|unix:/path|[::1]:PORT [IDLE_SECONDS]
 
-Every answer carries X-Backend: NAME. Paths:
+With IDLE_SECONDS, a kept-alive connection idle that long is closed. Every
+answer carries X-Backend: NAME, and a Date fixed in 2000 (so a client can tell
+it from the proxy's own). Paths:
   /echo...        JSON: name, method, path (with query), headers (pairs in
                   order), body length and sha256, conns (connections accepted)
   /status/N       answers N
@@ -12,10 +14,17 @@ Every answer carries X-Backend: NAME. Paths:
   /bigchunked?mb=N the same, chunked
   /sse?n=N&ms=M   N events, M ms apart, chunked
   /hop            response headers that must not pass a proxy
+  /headers?h=N:V  response headers as given (h repeats)
+  /failif?name=X&status=N  answers N when this backend is X, else /echo
+  /early          a 103 and a 100 before the final answer (the /echo JSON)
   /close          a close-delimited body (no length, Connection: close)
   /stall          a head, half the body, then nothing
   /cut            a head, half the body, then a close
+  /cutchunked     a chunked head, one chunk, then a close
   /malformed      garbage for a head
+  /halfhead       part of a head, then a close
+  /empty          a close, nothing sent
+  /noread?ms=N    reads the head, not the body, sleeps N ms, then closes
   /ws             a WebSocket echo (RFC 6455, enough for the tests)
   /conns          the number of connections accepted so far
 """
@@ -34,6 +43,8 @@ from urllib.parse import parse_qs, urlsplit
 
 NAME = sys.argv[1]
 WHERE = sys.argv[2]
+IDLE = float(sys.argv[3]) if len(sys.argv) > 3 else None
+FIXED_DATE = "Sat, 01 Jan 2000 00:00:00 GMT"
 CONNS = 0
 LOCK = threading.Lock()
 PATTERN = bytes(range(256)) * 256                  # 64 KiB
@@ -42,6 +53,12 @@ PATTERN = bytes(range(256)) * 256                  # 64 KiB
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "backend"
+    timeout = IDLE            # StreamRequestHandler: a socket timeout, then a close
+    # a head and a body go in two writes: no 40 ms wait for an ACK (TCP only)
+    disable_nagle_algorithm = not WHERE.startswith("unix:")
+
+    def date_time_string(self, timestamp=None):
+        return FIXED_DATE
 
     def setup(self):
         global CONNS
@@ -99,7 +116,16 @@ class Handler(BaseHTTPRequestHandler):
         q = {k: v[0] for k, v in parse_qs(u.query).items()}
         if u.path == "/ws":
             return self.websocket()
+        if u.path == "/noread":
+            time.sleep(int(q.get("ms", "30000")) / 1000)
+            self.close_connection = True
+            return
         n, sha = self.read_body()
+        if u.path == "/failif":
+            if q.get("name") == NAME:
+                code = int(q.get("status", "503"))
+                return self.send(code, json.dumps({"name": NAME, "status": code}).encode())
+            u = urlsplit("/echo")
         if u.path.startswith("/status/"):
             code = int(u.path.split("/")[2])
             return self.send(code, b"" if code in (204, 304) else
@@ -141,8 +167,30 @@ class Handler(BaseHTTPRequestHandler):
         if u.path == "/hop":
             return self.send(200, b"hop", "text/plain", extra=(
                 ("Connection", "X-Secret-Hop"), ("X-Secret-Hop", "1"), ("Keep-Alive", "timeout=5"),
-                ("X-Powered-By", "backend"), ("X-Kept", "yes"), ("Set-Cookie", "a=1"),
+                ("X-Powered-By", "backend"), ("X-Kept", "yes"), ("X-Frame-Options", "SAMEORIGIN"),
+                ("Set-Cookie", "a=1"),
                 ("Set-Cookie", "b=2")))
+        if u.path == "/headers":
+            return self.send(200, b"headers", "text/plain", extra=[
+                tuple(x.strip() for x in h.split(":", 1)) for h in parse_qs(u.query).get("h", [])])
+        if u.path == "/early":
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                             b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
+        if u.path == "/cutchunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"1f4\r\n" + b"y" * 500 + b"\r\n")
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if u.path in ("/halfhead", "/empty"):
+            if u.path == "/halfhead":
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Le")
+                self.wfile.flush()
+            self.close_connection = True
+            return
         if u.path == "/close":
             self.send_response(200)
             self.send_header("X-Backend", NAME)
