@@ -691,6 +691,7 @@ static void read_signals(void)
 static void run_timers(void)
 {
     uint64_t now = now_ms();
+    tt_tickets_tick();
     for (size_t i = 0; i < tt_m.nkids; i++) {
         tt_child *k = &tt_m.kids[i];
         if (k->pid > 0 && k->state == TT_W_STARTING && now >= k->deadline_ms && !k->failed) {
@@ -778,6 +779,10 @@ static int poll_timeout(void)
     }
     if (tt_m.stopping && tt_m.stop_deadline_ms < next)
         next = tt_m.stop_deadline_ms;
+    /* (both clocks are CLOCK_MONOTONIC milliseconds) */
+    uint64_t rotate = tt_tickets_next_ms();
+    if (rotate < next)
+        next = rotate;
     return next <= now ? 0 : (int)(next - now);
 }
 

@@ -173,6 +173,12 @@ typedef struct tt_config {
 tt_tls *tt_tls_load(tt_config *cf, const tt_conf_node *node, tt_errbuf *err);
 void    tt_tls_free_all(tt_config *cf);
 
+/* ---- tickets.c: session-ticket keys shared by the workers ---- */
+int      tt_tickets_init(void);          /* shared memory, before the first fork */
+void     tt_tickets_attach(void *ssl_ctx);
+void     tt_tickets_tick(void);          /* the master: rotate when due */
+uint64_t tt_tickets_next_ms(void);       /* monotonic ms of the next rotation */
+
 /* Load and validate everything, modules included. check_only: -t. */
 tt_config *tt_config_load(const char *file, tt_errbuf *err);
 /* The same from text in memory; `name` stands for the file in messages and

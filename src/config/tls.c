@@ -8,9 +8,9 @@
  * certificate. A certificate past its date is only a warning: the operator
  * may be replacing it, and refusing to start would take a site down.
  *
- * The context is made once per (re)load, before the workers fork, so every
- * worker holds the same session-ticket keys: a client resumes its session on
- * whichever worker its next connection lands (the keys change with a reload).
+ * The context is made once per (re)load, before the workers fork. Session
+ * tickets are sealed with keys all workers share and the master rotates
+ * (tickets.c): a client resumes on whichever worker it reaches.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -274,6 +274,7 @@ tt_tls *tt_tls_load(tt_config *cf, const tt_conf_node *node, tt_errbuf *err)
     /* a small write buffer per connection instead of 16 KiB + 16 KiB */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    tt_tickets_attach(ctx);             /* tickets any worker can open */
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"tutti", 5);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     SSL_CTX_set_tlsext_servername_callback(ctx, servername);

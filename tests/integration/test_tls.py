@@ -466,3 +466,21 @@ def test_testssl_finds_nothing(tutti, pki):
     bad += [l for l in text.splitlines() if "NOT ok" in l]
     assert "TLS 1.3" in text, text[-3000:]
     assert bad == [], "\n".join(bad)
+
+
+def test_ticket_keys_rotate_and_stay_shared(tutti, pki):
+    """Tickets open on every worker; after a rotation the previous key still
+    opens them (and a new ticket comes), after two they are refused."""
+    d = tutti({"workers": 2, "servers": [tls_server(pki, hello_routes())]},
+              env={"TUTTI_TICKET_ROTATE_MS": "1500"})
+    ctx = client_ctx(pki, minimum_version=ssl.TLSVersion.TLSv1_2,
+                     maximum_version=ssl.TLSVersion.TLSv1_2)
+    first = get(d.port, "/", ctx)[3]["session"]
+    assert all(get(d.port, "/", ctx, session=first)[3]["reused"] for _ in range(6))
+    time.sleep(1.7)                         # one rotation: the previous key
+    assert get(d.port, "/", ctx, session=first)[3]["reused"]
+    time.sleep(1.7)                         # two: the key is gone
+    assert not get(d.port, "/", ctx, session=first)[3]["reused"]
+    # a fresh session resumes again, on both workers
+    fresh = get(d.port, "/", ctx)[3]["session"]
+    assert all(get(d.port, "/", ctx, session=fresh)[3]["reused"] for _ in range(6))
