@@ -108,6 +108,8 @@ typedef struct tt_listen tt_listen;
 typedef struct tt_tls {
     void               *ctx;        /* SSL_CTX *, made before the workers fork */
     const char         *hsts;       /* Strict-Transport-Security value, or NULL */
+    unsigned char      *ocsp;       /* the stapled OCSP response (DER), or NULL */
+    size_t              ocsp_len;
     const tt_conf_node *node;
     struct tt_tls      *next;       /* every context of the config, to free */
 } tt_tls;

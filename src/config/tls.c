@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <openssl/err.h>
+#include <openssl/ocsp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include "config/config.h"
@@ -24,7 +25,7 @@
 
 static const char *const tls_keys[] = {
     "cert", "key", "password_file", "protocols", "ciphers", "prefer_server_ciphers",
-    "hsts", NULL
+    "hsts", "ocsp", NULL
 };
 
 /* Mozilla's "intermediate" list for TLS 1.2 (TLS 1.3 has its own, fixed) */
@@ -208,6 +209,90 @@ static int servername(SSL *ssl, int *alert, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* OCSP stapling: the DER response read from `ocsp:` goes to every client
+ * that asks for the certificate's status (a copy: OpenSSL frees it). */
+static int staple(SSL *ssl, void *arg)
+{
+    const tt_tls *t = arg;
+    if (t == NULL || t->ocsp_len == 0)
+        return SSL_TLSEXT_ERR_NOACK;
+    unsigned char *copy = OPENSSL_malloc(t->ocsp_len);
+    if (copy == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
+    memcpy(copy, t->ocsp, t->ocsp_len);
+    SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)t->ocsp_len);
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* Read and check a stapled OCSP response: a successful response about this
+ * certificate; one past its nextUpdate only warns (fetch a new one and
+ * reload), like an expired certificate. */
+static int load_ocsp(tt_config *cf, tt_tls *t, SSL_CTX *ctx, const tt_conf_node *v,
+                     const char *path, tt_errbuf *err)
+{
+    char why[256];
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        tt_conf_error(err, v, "cannot read the OCSP response '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    unsigned char buf[16384];
+    size_t len = fread(buf, 1, sizeof(buf), f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    const unsigned char *p = buf;
+    OCSP_RESPONSE *resp = more ? NULL : d2i_OCSP_RESPONSE(NULL, &p, (long)len);
+    if (resp == NULL || OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        tt_conf_error(err, v, "'%s' is not a successful OCSP response in DER (%s); fetch "
+                      "one with: openssl ocsp -issuer CA.pem -cert CERT.pem -url URL "
+                      "-respout FILE", path, resp ? "status not successful"
+                                                   : ssl_reason(why, sizeof(why)));
+        OCSP_RESPONSE_free(resp);
+        return -1;
+    }
+    /* is it about our certificate? find its issuer in the chain */
+    X509 *leaf = SSL_CTX_get0_certificate(ctx), *issuer = NULL;
+    STACK_OF(X509) *chain = NULL;
+    SSL_CTX_get0_chain_certs(ctx, &chain);
+    for (int i = 0; chain != NULL && i < sk_X509_num(chain); i++)
+        if (X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK)
+            issuer = sk_X509_value(chain, i);
+    OCSP_BASICRESP *basic = OCSP_response_get1_basic(resp);
+    int status = -1;
+    ASN1_GENERALIZEDTIME *next = NULL;
+    if (basic != NULL && issuer != NULL) {
+        OCSP_CERTID *id = OCSP_cert_to_id(NULL, leaf, issuer);
+        int reason;
+        ASN1_GENERALIZEDTIME *rev, *thisupd;
+        if (id == NULL || OCSP_resp_find_status(basic, id, &status, &reason, &rev, &thisupd,
+                                                &next) != 1)
+            status = -1;
+        OCSP_CERTID_free(id);
+    }
+    int stale = next != NULL && X509_cmp_current_time(next) < 0;
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(resp);
+    if (status == -1) {
+        tt_conf_error(err, v, "the OCSP response '%s' is not about the certificate in 'cert'%s",
+                      path, issuer == NULL ? " (its issuer must follow it in the chain file)"
+                                           : "");
+        return -1;
+    }
+    if (status == V_OCSP_CERTSTATUS_REVOKED)
+        tt_log(TT_LOG_WARN, "the OCSP response '%s' says the certificate is revoked", path);
+    if (stale)
+        tt_log(TT_LOG_WARN, "the OCSP response '%s' is past its next update: clients may "
+               "ignore it; fetch a new one and reload", path);
+    t->ocsp = tt_arena_alloc(cf->arena, len);
+    if (t->ocsp == NULL)
+        return -1;
+    memcpy(t->ocsp, buf, len);
+    t->ocsp_len = len;
+    SSL_CTX_set_tlsext_status_cb(ctx, staple);
+    SSL_CTX_set_tlsext_status_arg(ctx, t);
+    return 0;
+}
+
 static void warn_expiry(SSL_CTX *ctx, const char *cert)
 {
     X509 *x = SSL_CTX_get0_certificate(ctx);
@@ -330,6 +415,11 @@ tt_tls *tt_tls_load(tt_config *cf, const tt_conf_node *node, tt_errbuf *err)
         return NULL;
     }
     warn_expiry(ctx, cert);
+    if ((v = tt_conf_get(node, "ocsp")) != NULL) {
+        const char *path;
+        if (tt_conf_path(v, &path, err) != 0 || load_ocsp(cf, t, ctx, v, path, err) != 0)
+            return NULL;
+    }
     return t;
 }
 

@@ -484,3 +484,47 @@ def test_ticket_keys_rotate_and_stay_shared(tutti, pki):
     # a fresh session resumes again, on both workers
     fresh = get(d.port, "/", ctx)[3]["session"]
     assert all(get(d.port, "/", ctx, session=fresh)[3]["reused"] for _ in range(6))
+
+
+def ocsp_response(pki, leaf_pem, path, *, days=1, status="good"):
+    from cryptography.x509 import ocsp
+    leaf = x509.load_pem_x509_certificate(Path(leaf_pem).read_bytes())  # the first of the chain
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert_status = ocsp.OCSPCertStatus.GOOD if status == "good" else ocsp.OCSPCertStatus.REVOKED
+    builder = ocsp.OCSPResponseBuilder().add_response(
+        cert=leaf, issuer=pki.ca_cert, algorithm=hashes.SHA1(), cert_status=cert_status,
+        this_update=now - datetime.timedelta(hours=1),
+        next_update=now + datetime.timedelta(days=days),
+        revocation_time=now if status != "good" else None,
+        revocation_reason=None).responder_id(ocsp.OCSPResponderEncoding.HASH, pki.ca_cert)
+    resp = builder.sign(pki.ca_key, hashes.SHA256())
+    Path(path).write_bytes(resp.public_bytes(serialization.Encoding.DER))
+    return path
+
+
+def test_ocsp_stapling(tutti, pki, tmp_path):
+    der = ocsp_response(pki, pki.a[0], tmp_path / "a.ocsp")
+    d = tutti({"servers": [tls_server(pki, hello_routes(), ocsp=str(der))]})
+    for flag in ("-tls1_2", "-tls1_3"):
+        out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{d.port}",
+                              "-status", flag, "-CAfile", str(pki.ca)],
+                             input=b"", capture_output=True, timeout=T).stdout.decode()
+        assert "OCSP Response Status: successful" in out, out[-2000:]
+        assert "Cert Status: good" in out, out[-2000:]
+    # no -status, no staple
+    out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{d.port}",
+                          "-CAfile", str(pki.ca)],
+                         input=b"", capture_output=True, timeout=T).stdout.decode()
+    assert "OCSP response" not in out
+    # a stale one warns and is still served; one about another certificate is an error
+    stale = ocsp_response(pki, pki.a[0], tmp_path / "stale.ocsp", days=-1)
+    d2 = tutti({"servers": [tls_server(pki, hello_routes(), ocsp=str(stale))]})
+    assert "past its next update" in d2.stderr_text()
+    other = ocsp_response(pki, pki.b[0], tmp_path / "b.ocsp")
+    (tmp_path / "c").mkdir()
+    res = write(tmp_path / "c", f"{{cert: {pki.a[0]}, key: {pki.a[1]}, ocsp: {other}}}")
+    assert "is not about the certificate" in config_error_line(res, [3])
+    (tmp_path / "junk.ocsp").write_bytes(b"not DER at all")
+    res = write(tmp_path / "c", f"{{cert: {pki.a[0]}, key: {pki.a[1]}, "
+                                f"ocsp: {tmp_path / 'junk.ocsp'}}}")
+    assert "is not a successful OCSP response" in config_error_line(res, [3])
