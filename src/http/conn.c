@@ -657,13 +657,18 @@ static int conn_write_now(tt_conn *c)
         return 0;
     if (c->tls) {
         /* only OpenSSL may write the socket: the bufferevent does */
-        if (evbuffer_get_length(out) == 0) {
+        size_t len = evbuffer_get_length(out);
+        if (len == 0) {
             if (c->req != NULL && c->req->spool_head != NULL) {
                 bufferevent_enable(c->bev, EV_WRITE);
                 return 0;
             }
             return 1;
         }
+        /* libevent hands OpenSSL one buffer chain per SSL_write, and each
+         * becomes a record and a send(): a head and a small body in one
+         * chain leave as one record (up to the 16 KiB a record holds) */
+        evbuffer_pullup(out, (ev_ssize_t)(len < 16384 ? len : 16384));
         bufferevent_enable(c->bev, EV_WRITE);
         return 0;
     }
