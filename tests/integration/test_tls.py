@@ -528,3 +528,20 @@ def test_ocsp_stapling(tutti, pki, tmp_path):
     res = write(tmp_path / "c", f"{{cert: {pki.a[0]}, key: {pki.a[1]}, "
                                 f"ocsp: {tmp_path / 'junk.ocsp'}}}")
     assert "is not a successful OCSP response" in config_error_line(res, [3])
+
+
+def test_ciphers_and_server_preference(tutti, pki):
+    only = "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384"
+    d = tutti({"servers": [tls_server(pki, hello_routes(), ciphers=only,
+                                      prefer_server_ciphers=True)]})
+    ctx = client_ctx(pki, maximum_version=ssl.TLSVersion.TLSv1_2)
+    # the client prefers AES-256-GCM; the server's order wins
+    ctx.set_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305")
+    t = tls_conn(d.port, ctx)
+    assert t.cipher()[0] == "ECDHE-ECDSA-CHACHA20-POLY1305", t.cipher()
+    t.close()
+    # a client with none of them is refused
+    ctx = client_ctx(pki, maximum_version=ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
+    with pytest.raises(ssl.SSLError):
+        tls_conn(d.port, ctx)
