@@ -550,6 +550,11 @@ size_t tt_access_format(const tt_access_entry *e, int format, char *buf, size_t 
     return (size_t)(o.p - buf);
 }
 
+int tt_access_log_on(void)
+{
+    return tt_acclog.fd >= 0;
+}
+
 void tt_access_log(const tt_access_entry *e)
 {
     char line[TT_ACCESS_LINE_MAX];

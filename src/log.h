@@ -41,6 +41,7 @@ typedef struct {
 } tt_access_entry;
 
 void tt_access_log(const tt_access_entry *e);
+int  tt_access_log_on(void);            /* an access log is open in this process */
 /* format into buf; returns length (unit-tested) */
 size_t tt_access_format(const tt_access_entry *e, int format, char *buf, size_t len);
 

@@ -140,20 +140,49 @@ const char *px_expand(tt_request *r, const char *value, size_t *len)
     return NULL;
 }
 
-static void add_header(struct evbuffer *out, const char *name, size_t nlen, const char *value,
-                       size_t vlen)
+/* The head is put together in a buffer on the stack and handed to the
+ * evbuffer in one piece (or a few, for a head over 8 KiB): forty small
+ * evbuffer_add calls per request were a visible part of the proxy's time. */
+typedef struct {
+    struct evbuffer *dst;
+    size_t           n;
+    char             buf[8192];
+} px_out;
+
+static void out_flush(px_out *o)
 {
-    evbuffer_add(out, name, nlen);
-    evbuffer_add(out, ": ", 2);
-    evbuffer_add(out, value, vlen);
-    evbuffer_add(out, "\r\n", 2);
+    if (o->n > 0)
+        evbuffer_add(o->dst, o->buf, o->n);
+    o->n = 0;
 }
 
-#define ADD(out, lit) evbuffer_add(out, lit, sizeof(lit) - 1)
+static void put(px_out *o, const void *p, size_t len)
+{
+    if (o->n + len > sizeof(o->buf)) {
+        out_flush(o);
+        if (len > sizeof(o->buf)) {
+            evbuffer_add(o->dst, p, len);
+            return;
+        }
+    }
+    memcpy(o->buf + o->n, p, len);
+    o->n += len;
+}
+
+static void add_header(px_out *out, const char *name, size_t nlen, const char *value,
+                       size_t vlen)
+{
+    put(out, name, nlen);
+    put(out, ": ", 2);
+    put(out, value, vlen);
+    put(out, "\r\n", 2);
+}
+
+#define ADD(out, lit) put(out, lit, sizeof(lit) - 1)
 
 /* The path sent upstream: the route's prefix replaced by `path:` when it
  * is set, otherwise the target's path exactly as the client sent it. */
-static void add_target(const px_conf *cf, tt_request *r, struct evbuffer *out)
+static void add_target(const px_conf *cf, tt_request *r, px_out *out)
 {
     if (r->target_len == 1 && r->target[0] == '*') {
         ADD(out, "*");
@@ -178,26 +207,29 @@ static void add_target(const px_conf *cf, tt_request *r, struct evbuffer *out)
         size_t rl = cf->path_len;
         if (rl > 0 && cf->path[rl - 1] == '/' && len > 0 && path[0] == '/')
             rl--;
-        evbuffer_add(out, cf->path, rl);
+        put(out, cf->path, rl);
         if (rl > 0 && cf->path[rl - 1] != '/' && len > 0 && path[0] != '/')
             ADD(out, "/");
     }
-    evbuffer_add(out, path, len);
+    put(out, path, len);
     if (memchr(r->target, '?', r->target_len) != NULL) {
         ADD(out, "?");
-        evbuffer_add(out, r->query, r->query_len);
+        put(out, r->query, r->query_len);
     }
 }
 
 int px_request_head(const px_conf *cf, tt_request *r, const px_peer *peer, int upgrade,
-                    struct evbuffer *out)
+                    struct evbuffer *dst)
 {
+    px_out o, *out = &o;
+    o.dst = dst;
+    o.n = 0;
     size_t clen;
     const char *conn = connection_value(r, &clen);
     const char *xff = NULL;
     size_t xff_len = 0;
 
-    evbuffer_add(out, r->method, r->method_len);
+    put(out, r->method, r->method_len);
     ADD(out, " ");
     add_target(cf, r, out);
     ADD(out, " HTTP/1.1\r\n");
@@ -272,10 +304,10 @@ int px_request_head(const px_conf *cf, tt_request *r, const px_peer *peer, int u
         if (!EDITED("X-Forwarded-For")) {
             ADD(out, "X-Forwarded-For: ");
             if (xff != NULL && xff_len > 0) {
-                evbuffer_add(out, xff, xff_len);
+                put(out, xff, xff_len);
                 ADD(out, ", ");
             }
-            evbuffer_add(out, r->remote_addr, strlen(r->remote_addr));
+            put(out, r->remote_addr, strlen(r->remote_addr));
             ADD(out, "\r\n");
         }
         if (!EDITED("X-Forwarded-Proto")) {
@@ -303,5 +335,6 @@ int px_request_head(const px_conf *cf, tt_request *r, const px_peer *peer, int u
             add_header(out, e->name, e->name_len, v, vlen);
     }
     ADD(out, "\r\n");
+    out_flush(out);
     return 0;
 }

@@ -1140,6 +1140,8 @@ int tt_req_log_field(tt_request *r, const char *key, const char *value)
 
     if (*key == '\0' || strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(key))
         return -1;                  /* a key must not break the line's syntax */
+    if (!tt_access_log_on())
+        return 0;                   /* access_log: off: nobody reads it */
     for (; *link != NULL; link = &(*link)->next)
         if (strcmp((*link)->key, key) == 0)
             break;
