@@ -123,8 +123,13 @@ static int use_key(const tt_ticket_key *k, unsigned char *iv, EVP_CIPHER_CTX *cc
     };
     if (EVP_MAC_CTX_set_params(hctx, params) != 1)
         return -1;
-    int ok = enc ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv)
-                 : EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv);
+    /* fetched once: OpenSSL 3 looks a cipher up by name (locks, string
+     * compares) every time EVP_aes_256_cbc() is handed to an init */
+    static EVP_CIPHER *aes;
+    if (aes == NULL && (aes = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL)) == NULL)
+        return -1;
+    int ok = enc ? EVP_EncryptInit_ex(cctx, aes, NULL, k->aes, iv)
+                 : EVP_DecryptInit_ex(cctx, aes, NULL, k->aes, iv);
     return ok == 1 ? 0 : -1;
 }
 
@@ -137,7 +142,7 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CI
     tt_ticket_keys k;
     read_keys(&k);
     if (enc) {
-        if (RAND_bytes(iv, EVP_CIPHER_iv_length(EVP_aes_256_cbc())) != 1)
+        if (RAND_bytes(iv, 16) != 1)                /* AES's block */
             return -1;
         memcpy(name, k.cur.name, 16);
         return use_key(&k.cur, iv, cctx, hctx, 1) == 0 ? 1 : -1;

@@ -358,7 +358,10 @@ tt_tls *tt_tls_load(tt_config *cf, const tt_conf_node *node, tt_errbuf *err)
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     /* a small write buffer per connection instead of 16 KiB + 16 KiB */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    /* Resumption is by tickets alone (TLS 1.2 and 1.3, any worker): a
+     * server-side session cache would be per worker, cost memory per client
+     * and a sweep of the whole cache every 255 handshakes. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     tt_tickets_attach(ctx);             /* tickets any worker can open */
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"tutti", 5);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
