@@ -691,7 +691,7 @@ static void read_signals(void)
 static void run_timers(void)
 {
     uint64_t now = now_ms();
-    tt_tickets_tick();
+    tt_tickets_tick(now);
     for (size_t i = 0; i < tt_m.nkids; i++) {
         tt_child *k = &tt_m.kids[i];
         if (k->pid > 0 && k->state == TT_W_STARTING && now >= k->deadline_ms && !k->failed) {

@@ -110,7 +110,6 @@ typedef struct tt_tls {
     const char         *hsts;       /* Strict-Transport-Security value, or NULL */
     unsigned char      *ocsp;       /* the stapled OCSP response (DER), or NULL */
     size_t              ocsp_len;
-    const tt_conf_node *node;
     struct tt_tls      *next;       /* every context of the config, to free */
 } tt_tls;
 
@@ -178,7 +177,7 @@ void    tt_tls_free_all(tt_config *cf);
 /* ---- tickets.c: session-ticket keys shared by the workers ---- */
 int      tt_tickets_init(void);          /* shared memory, before the first fork */
 void     tt_tickets_attach(void *ssl_ctx);
-void     tt_tickets_tick(void);          /* the master: rotate when due */
+void     tt_tickets_tick(uint64_t now_ms); /* the master (CLOCK_MONOTONIC ms): rotate when due */
 uint64_t tt_tickets_next_ms(void);       /* monotonic ms of the next rotation */
 
 /* Load and validate everything, modules included. check_only: -t. */

@@ -1287,9 +1287,8 @@ static int parse_redirect(tt_loader *ld, const tt_conf_node *v, tt_server *s)
     }
     long port;
     if (tt_conf_int(v, 1, 65535, &port, ld->err) != 0) {
-        snprintf(ld->err->msg, sizeof(ld->err->msg), "%s:%u:%u: 'redirect_http: %s': "
-                 "expected true, false, or the HTTPS port such as 8443", v->file, v->line,
-                 v->col, is_scalar(v) ? v->value : "...");
+        tt_conf_error(ld->err, v, "'redirect_http: %s': expected true, false, or the HTTPS "
+                      "port such as 8443", is_scalar(v) ? v->value : "...");
         return -1;
     }
     s->redirect_https = (int)port;

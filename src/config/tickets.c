@@ -17,7 +17,6 @@
 #include <string.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -39,15 +38,8 @@ typedef struct {
 } tt_ticket_keys;
 
 static tt_ticket_keys *shared;      /* in every process after the first fork */
-static uint64_t next_rotation_ms;   /* the master's */
+static uint64_t next_rotation_ms;   /* the master's; 0 before its first tick */
 static uint64_t rotate_ms = TT_TICKET_ROTATE_MS;
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static int new_key(tt_ticket_key *k)
 {
@@ -69,7 +61,6 @@ int tt_tickets_init(void)
     const char *env = getenv("TUTTI_TICKET_ROTATE_MS");
     if (env != NULL && atoll(env) > 0)
         rotate_ms = (uint64_t)atoll(env);
-    next_rotation_ms = mono_ms() + rotate_ms;
     return 0;
 }
 
@@ -78,10 +69,15 @@ static uint64_t tt_tickets_lifetime_s(void)
     return 2 * rotate_ms / 1000;
 }
 
-/* The master, from its loop: a new current key when it is time. */
-void tt_tickets_tick(void)
+/* The master, from its loop, with its monotonic clock: a new current key
+ * when it is time (the first call only sets the time). */
+void tt_tickets_tick(uint64_t now_ms)
 {
-    if (shared == NULL || mono_ms() < next_rotation_ms)
+    if (shared == NULL)
+        return;
+    if (next_rotation_ms == 0)
+        next_rotation_ms = now_ms + rotate_ms;
+    if (now_ms < next_rotation_ms)
         return;
     tt_ticket_key k;
     if (new_key(&k) != 0)
@@ -90,13 +86,13 @@ void tt_tickets_tick(void)
     shared->prev = shared->cur;
     shared->cur = k;
     __atomic_add_fetch(&shared->seq, 1, __ATOMIC_ACQ_REL);
-    next_rotation_ms = mono_ms() + rotate_ms;
+    next_rotation_ms = now_ms + rotate_ms;
     tt_log(TT_LOG_DEBUG, "rotated the TLS session-ticket keys");
 }
 
 uint64_t tt_tickets_next_ms(void)
 {
-    return shared != NULL ? next_rotation_ms : UINT64_MAX;
+    return shared != NULL && next_rotation_ms != 0 ? next_rotation_ms : UINT64_MAX;
 }
 
 static void read_keys(tt_ticket_keys *out)

@@ -163,12 +163,8 @@ static int parse_hsts(tt_config *cf, const tt_conf_node *v, const char **out, tt
     char buf[128];
     snprintf(buf, sizeof(buf), "max-age=%llu%s%s", (unsigned long long)(ms / 1000),
              sub ? "; includeSubDomains" : "", preload ? "; preload" : "");
-    char *s = tt_arena_alloc(cf->arena, strlen(buf) + 1);
-    if (s == NULL)
-        return -1;
-    memcpy(s, buf, strlen(buf) + 1);
-    *out = s;
-    return 0;
+    *out = tt_arena_strdup(cf->arena, buf);
+    return *out != NULL ? 0 : -1;
 }
 
 /* ALPN: HTTP/1.1 is what tutti speaks; a client offering only h2 gets no
@@ -342,7 +338,6 @@ tt_tls *tt_tls_load(tt_config *cf, const tt_conf_node *node, tt_errbuf *err)
     if (t == NULL)
         return NULL;
     memset(t, 0, sizeof(*t));
-    t->node = node;
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
         tt_conf_error(err, node, "cannot make a TLS context: %s", ssl_reason(why, sizeof(why)));

@@ -354,15 +354,8 @@ static int redirect_https(tt_req *q, const tt_server *s)
                      v6 ? "]" : "", port, (int)tlen, target);
     if (add_query && r->query_len > 0)
         n += snprintf(loc + n, len - (size_t)n, "?%.*s", (int)r->query_len, r->query);
-    static const char body[] = "301 Moved Permanently\n";
-    tt_header h[2] = {
-        { "Location", 8, loc, (size_t)n },
-        { "Content-Type", 12, "text/plain; charset=utf-8", 25 },
-    };
-    if (tt_resp_start(r, 301, h, 2, sizeof(body) - 1) != 0)
-        return 0;
-    tt_resp_write(r, body, sizeof(body) - 1);
-    tt_resp_finish(r);
+    tt_header location = { "Location", 8, loc, (size_t)n };
+    tt_resp_error(q, 301, &location, 1);        /* the core's short page, and Location */
     return 0;
 }
 
@@ -1292,17 +1285,16 @@ static int attach_bev(tt_conn *c, struct event_base *base, evutil_socket_t fd)
          * error (libevent 2.1 + OpenSSL 3 report it as SSL_ERROR_SSL) */
         bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
         c->tls = 1;
-        bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-        bufferevent_enable(c->bev, EV_READ);
-        c->read_off = 0;
-        return 0;
+    } else {
+        c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev == NULL)
+            return -1;
     }
-    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL)
-        return -1;
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     /* bufferevents start with writing on; ours writes directly (see
-     * conn_write_now) and turns it on only when the socket is full */
+     * conn_write_now) and turns it on only when the socket is full, or for
+     * TLS when a whole response is queued (OpenSSL still writes its
+     * handshake by itself) */
     bufferevent_disable(c->bev, EV_WRITE);
     bufferevent_enable(c->bev, EV_READ);
     c->read_off = 0;
