@@ -20,9 +20,11 @@ static int is_tchar(unsigned char c)
     return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static int name_is(const tt_header *h, const char *name, size_t len)
+/* Is a header name (len bytes) this one, in any case? */
+int px_name_is(const char *name, size_t len, const char *lit)
 {
-    return h->name_len == len && strncasecmp(h->name, name, len) == 0;
+    size_t n = strlen(lit);
+    return len == n && strncasecmp(name, lit, n) == 0;
 }
 
 /* Case-insensitive: is token one of the comma-separated elements of list? */
@@ -156,7 +158,7 @@ long px_parse_head(const char *buf, size_t len, px_head *h, const char **why)
         f->value = v;
         f->value_len = (size_t)(ve - v);
 
-        if (name_is(f, "Content-Length", 14)) {
+        if (px_name_is(f->name, f->name_len, "Content-Length")) {
             int64_t n;
             if (parse_length(f->value, f->value_len, &n) != 0)
                 return bad(why, "an invalid Content-Length");
@@ -164,11 +166,11 @@ long px_parse_head(const char *buf, size_t len, px_head *h, const char **why)
                 return bad(why, "two different Content-Lengths");
             has_length = 1;
             h->content_length = n;
-        } else if (name_is(f, "Transfer-Encoding", 17)) {
+        } else if (px_name_is(f->name, f->name_len, "Transfer-Encoding")) {
             /* several lines form one list: only the last element counts */
             h->chunked = last_coding_is_chunked(f->value, f->value_len);
             h->other_coding = !h->chunked;
-        } else if (name_is(f, "Connection", 10)) {
+        } else if (px_name_is(f->name, f->name_len, "Connection")) {
             if (px_has_token(f->value, f->value_len, "close"))
                 h->close = 1;
             if (px_has_token(f->value, f->value_len, "keep-alive"))

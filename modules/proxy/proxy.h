@@ -196,8 +196,12 @@ void     px_groups_close_all(void);
 /* Append the request head for r to out. upgrade: the client asked for one. */
 int  px_request_head(const px_conf *cf, tt_request *r, const px_peer *peer, int upgrade,
                      struct evbuffer *out);
+/* the edit of `headers:`/`response_headers:` naming this header, or NULL */
+const px_edit *px_find_edit(const px_edit *e, size_t n, const char *name, size_t len);
 /* Is name (len) hop-by-hop, or one of the tokens of the Connection value? */
 int  px_hop_by_hop(const char *name, size_t len, const char *connection, size_t clen);
+/* Is a header name (len bytes) lit, in any case? (http1.c) */
+int  px_name_is(const char *name, size_t len, const char *lit);
 /* Does a Connection value have this token? */
 int  px_has_token(const char *list, size_t len, const char *token);
 /* $variables of an edit's value, expanded for r */

@@ -296,53 +296,37 @@ static void up_write(px_io *io, void *arg)
 
 /* ---------------------------------------------------------------- the response */
 
-static int standard_reason(int status, const char *reason, size_t len)
-{
-    static const struct { int status; const char *reason; } known[] = {
-        { 200, "OK" }, { 201, "Created" }, { 204, "No Content" }, { 206, "Partial Content" },
-        { 301, "Moved Permanently" }, { 302, "Found" }, { 304, "Not Modified" },
-        { 400, "Bad Request" }, { 404, "Not Found" }, { 500, "Internal Server Error" },
-    };
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-        if (known[i].status == status)
-            return strlen(known[i].reason) == len && memcmp(known[i].reason, reason, len) == 0;
-    return 0;
-}
-
-/* The upstream's headers as the client gets them. */
-static size_t client_headers(px_req *x, const px_head *h, tt_header *out, size_t max,
-                             int for_upgrade)
+/* The upstream's headers as the client gets them. For a 101 (upgrade)
+ * the protocol's own headers pass (Upgrade, Sec-WebSocket-*), the core
+ * writes Connection: Upgrade, and response_headers are not applied: the
+ * handshake's answer is the upstream's. */
+size_t px_client_headers(px_req *x, const px_head *h, tt_header *out, size_t max, int upgrade)
 {
     const char *conn = NULL;
     size_t clen = 0, n = 0;
     for (size_t i = 0; i < h->nheaders; i++)
-        if (h->headers[i].name_len == 10 &&
-            strncasecmp(h->headers[i].name, "Connection", 10) == 0) {
+        if (px_name_is(h->headers[i].name, h->headers[i].name_len, "Connection")) {
             conn = h->headers[i].value;     /* the first line is enough for the names */
             clen = h->headers[i].value_len;
             break;
         }
     for (size_t i = 0; i < h->nheaders && n < max; i++) {
         const tt_header *f = &h->headers[i];
-        if (for_upgrade && f->name_len == 7 && strncasecmp(f->name, "Upgrade", 7) == 0) {
+        if (upgrade && px_name_is(f->name, f->name_len, "Upgrade")) {
             out[n++] = *f;
             continue;
         }
         if (px_hop_by_hop(f->name, f->name_len, conn, clen))
             continue;
-        if ((f->name_len == 4 && strncasecmp(f->name, "Date", 4) == 0) ||
-            (f->name_len == 6 && strncasecmp(f->name, "Server", 6) == 0) ||
-            (f->name_len == 14 && strncasecmp(f->name, "Content-Length", 14) == 0))
+        if (px_name_is(f->name, f->name_len, "Date") ||
+            px_name_is(f->name, f->name_len, "Server") ||
+            px_name_is(f->name, f->name_len, "Content-Length"))
             continue;
-        int edited = 0;
-        for (size_t k = 0; k < x->cf->nresp_edits; k++)
-            if (x->cf->resp_edits[k].name_len == f->name_len &&
-                strncasecmp(x->cf->resp_edits[k].name, f->name, f->name_len) == 0)
-                edited = 1;
-        if (!edited)
+        if (upgrade ||
+            !px_find_edit(x->cf->resp_edits, x->cf->nresp_edits, f->name, f->name_len))
             out[n++] = *f;
     }
-    for (size_t k = 0; k < x->cf->nresp_edits && n < max; k++) {
+    for (size_t k = 0; k < x->cf->nresp_edits && n < max && !upgrade; k++) {
         const px_edit *e = &x->cf->resp_edits[k];
         if (e->value == NULL)
             continue;
@@ -382,7 +366,7 @@ static int on_head(px_req *x, const px_head *h, struct evbuffer *in, long hlen)
     /* on the stack: start() copies them out at once, and a 4 KiB piece of
      * the request's pool would cost a block of its own per request */
     tt_header hs[PX_MAX_HEADERS + 32];
-    size_t n = client_headers(x, h, hs, PX_MAX_HEADERS + 32, 0);
+    size_t n = px_client_headers(x, h, hs, PX_MAX_HEADERS + 32, 0);
     int64_t length = -1;
     if (r->is_head || h->status == 204 || h->status == 304) {
         x->framing = PX_FRAME_NONE;
@@ -399,12 +383,11 @@ static int on_head(px_req *x, const px_head *h, struct evbuffer *in, long hlen)
     }
     /* the X-Accel-Buffering: no of nginx: the app knows it streams */
     for (size_t i = 0; i < h->nheaders; i++)
-        if (h->headers[i].name_len == 17 &&
-            strncasecmp(h->headers[i].name, "X-Accel-Buffering", 17) == 0 &&
-            h->headers[i].value_len == 2 && strncasecmp(h->headers[i].value, "no", 2) == 0)
+        if (px_name_is(h->headers[i].name, h->headers[i].name_len, "X-Accel-Buffering") &&
+            px_name_is(h->headers[i].value, h->headers[i].value_len, "no"))
             x->unbuffered = 1;
-    if (h->reason_len > 0 && !standard_reason(h->status, h->reason, h->reason_len))
-        px_api->reason(r, h->reason, h->reason_len);
+    if (h->reason_len > 0)
+        px_api->reason(r, h->reason, h->reason_len);    /* "299 Quite Fine" passes */
     if (px_api->start(r, h->status, hs, n, length) != 0) {
         /* the client is gone: the close hook cleans up */
         x->done = 1;
@@ -425,7 +408,8 @@ static size_t read_ahead(const px_req *x)
     return x->cf->buffering && !x->unbuffered ? x->cf->buffer_size : PX_UNBUFFERED;
 }
 
-static void client_drained(tt_request *r, void *arg)
+/* The slow client caught up: read the upstream again (a body or a tunnel). */
+void px_relay_client_drained(tt_request *r, void *arg)
 {
     px_req *x = arg;
     (void)r;
@@ -481,7 +465,7 @@ static int relay_body(px_req *x, struct evbuffer *in)
         if (px_api->pending(x->r) > read_ahead(x)) {
             /* a slow client: stop reading the upstream until it catches up */
             px_io_read(&x->up->io, 0);
-            px_api->on_drain(x->r, client_drained, x);
+            px_api->on_drain(x->r, px_relay_client_drained, x);
             return 0;
         }
     }

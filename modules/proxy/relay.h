@@ -69,6 +69,8 @@ void px_tunnel_free(px_req *x);
 /* after x->busy++ and a call that may end the request: -1 if x is freed */
 int  px_call_end(px_req *x);
 void px_relay_drop(px_req *x);
+void px_relay_client_drained(tt_request *r, void *arg);     /* an on_drain callback */
+size_t px_client_headers(px_req *x, const px_head *h, tt_header *out, size_t max, int upgrade);
 void px_relay_log_time(px_req *x);
 void px_relay_fail(px_req *x, const char *why);
 

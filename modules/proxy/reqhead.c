@@ -12,12 +12,6 @@
 #include <event2/buffer.h>
 #include "proxy.h"
 
-static int name_eq(const char *a, size_t alen, const char *b)
-{
-    size_t blen = strlen(b);
-    return alen == blen && strncasecmp(a, b, alen) == 0;
-}
-
 int px_hop_by_hop(const char *name, size_t len, const char *connection, size_t clen)
 {
     static const char *const hop[] = {
@@ -25,7 +19,7 @@ int px_hop_by_hop(const char *name, size_t len, const char *connection, size_t c
         "Transfer-Encoding", "Upgrade", NULL
     };
     for (int i = 0; hop[i] != NULL; i++)
-        if (name_eq(name, len, hop[i]))
+        if (px_name_is(name, len, hop[i]))
             return 1;
     if (connection == NULL || len == 0 || len > 64)
         return 0;
@@ -40,7 +34,7 @@ static const char *connection_value(tt_request *r, size_t *len)
 {
     size_t total = 0, n = 0;
     for (size_t i = 0; i < r->nheaders; i++)
-        if (name_eq(r->headers[i].name, r->headers[i].name_len, "Connection")) {
+        if (px_name_is(r->headers[i].name, r->headers[i].name_len, "Connection")) {
             total += r->headers[i].value_len + 1;
             n++;
         }
@@ -51,7 +45,7 @@ static const char *connection_value(tt_request *r, size_t *len)
     if (v == NULL)
         return NULL;
     for (size_t i = 0; i < r->nheaders; i++)
-        if (name_eq(r->headers[i].name, r->headers[i].name_len, "Connection")) {
+        if (px_name_is(r->headers[i].name, r->headers[i].name_len, "Connection")) {
             if (p != v)
                 *p++ = ',';
             memcpy(p, r->headers[i].value, r->headers[i].value_len);
@@ -61,10 +55,10 @@ static const char *connection_value(tt_request *r, size_t *len)
     return v;
 }
 
-static const px_edit *find_edit(const px_edit *e, size_t n, const char *name, size_t len)
+const px_edit *px_find_edit(const px_edit *e, size_t n, const char *name, size_t len)
 {
     for (size_t i = 0; i < n; i++)
-        if (e[i].name_len == len && strncasecmp(e[i].name, name, len) == 0)
+        if (px_name_is(name, len, e[i].name))
             return &e[i];
     return NULL;
 }
@@ -247,12 +241,12 @@ int px_request_head(const px_conf *cf, tt_request *r, const px_peer *peer, int u
     for (size_t i = 0; i < r->nheaders; i++) {
         const tt_header *h = &r->headers[i];
         if (px_hop_by_hop(h->name, h->name_len, conn, clen) ||
-            name_eq(h->name, h->name_len, "Host") ||
-            name_eq(h->name, h->name_len, "Content-Length") ||
-            name_eq(h->name, h->name_len, "Expect"))    /* tutti answers 100-continue */
+            px_name_is(h->name, h->name_len, "Host") ||
+            px_name_is(h->name, h->name_len, "Content-Length") ||
+            px_name_is(h->name, h->name_len, "Expect"))    /* tutti answers 100-continue */
             continue;
         if (cf->forwarded) {
-            if (name_eq(h->name, h->name_len, "X-Forwarded-For")) {
+            if (px_name_is(h->name, h->name_len, "X-Forwarded-For")) {
                 if (xff == NULL) {
                     xff = h->value;
                     xff_len = h->value_len;
@@ -268,12 +262,12 @@ int px_request_head(const px_conf *cf, tt_request *r, const px_peer *peer, int u
                 }
                 continue;
             }
-            if (name_eq(h->name, h->name_len, "X-Forwarded-Proto") ||
-                name_eq(h->name, h->name_len, "X-Forwarded-Host") ||
-                name_eq(h->name, h->name_len, "X-Real-IP"))
+            if (px_name_is(h->name, h->name_len, "X-Forwarded-Proto") ||
+                px_name_is(h->name, h->name_len, "X-Forwarded-Host") ||
+                px_name_is(h->name, h->name_len, "X-Real-IP"))
                 continue;
         }
-        if (find_edit(cf->req_edits, cf->nreq_edits, h->name, h->name_len) != NULL)
+        if (px_find_edit(cf->req_edits, cf->nreq_edits, h->name, h->name_len) != NULL)
             continue;
         add_header(out, h->name, h->name_len, h->value, h->value_len);
     }
@@ -300,7 +294,7 @@ int px_request_head(const px_conf *cf, tt_request *r, const px_peer *peer, int u
 
     if (cf->forwarded) {
         /* a `headers:` edit of one of these wins over tutti's own */
-#define EDITED(n) (find_edit(cf->req_edits, cf->nreq_edits, n, sizeof(n) - 1) != NULL)
+#define EDITED(n) (px_find_edit(cf->req_edits, cf->nreq_edits, n, sizeof(n) - 1) != NULL)
         if (!EDITED("X-Forwarded-For")) {
             ADD(out, "X-Forwarded-For: ");
             if (xff != NULL && xff_len > 0) {

@@ -51,16 +51,6 @@ static void idle_check(evutil_socket_t fd, short what, void *arg)
     evtimer_add(x->idle_ev, &tv);
 }
 
-static void client_drained(tt_request *r, void *arg)
-{
-    px_req *x = arg;
-    (void)r;
-    if (x->done || x->up == NULL)
-        return;
-    px_io_read(&x->up->io, 1);
-    px_tunnel_up_read(x);
-}
-
 /* Upstream -> client. */
 void px_tunnel_up_read(px_req *x)
 {
@@ -80,7 +70,7 @@ void px_tunnel_up_read(px_req *x)
     }
     if (px_api->pending(x->r) > PX_TUNNEL_HIGH) {
         px_io_read(&x->up->io, 0);
-        px_api->on_drain(x->r, client_drained, x);
+        px_api->on_drain(x->r, px_relay_client_drained, x);
     }
 }
 
@@ -159,29 +149,7 @@ void px_tunnel_up_event(px_req *x, short what)
 int px_tunnel_start(px_req *x, const px_head *h, struct evbuffer *in, long hlen)
 {
     tt_header hs[PX_MAX_HEADERS + 8];
-    size_t n = 0;
-    const char *conn = NULL;
-    size_t clen = 0;
-
-    for (size_t i = 0; i < h->nheaders; i++)
-        if (h->headers[i].name_len == 10 &&
-            strncasecmp(h->headers[i].name, "Connection", 10) == 0) {
-            conn = h->headers[i].value;
-            clen = h->headers[i].value_len;
-        }
-    for (size_t i = 0; i < h->nheaders; i++) {
-        const tt_header *f = &h->headers[i];
-        /* the protocol's own headers pass (Upgrade, Sec-WebSocket-*);
-         * the core writes Connection: Upgrade */
-        if (f->name_len == 7 && strncasecmp(f->name, "Upgrade", 7) == 0)
-            hs[n++] = *f;
-        else if (!px_hop_by_hop(f->name, f->name_len, conn, clen) &&
-                 !(f->name_len == 4 && strncasecmp(f->name, "Date", 4) == 0) &&
-                 !(f->name_len == 6 && strncasecmp(f->name, "Server", 6) == 0))
-            hs[n++] = *f;
-    }
-    if (x->cf->via)
-        hs[n++] = (tt_header){ "Via", 3, "1.1 tutti", 9 };
+    size_t n = px_client_headers(x, h, hs, PX_MAX_HEADERS + 8, 1);
     if (px_api->upgrade(x->r, hs, n) != 0) {
         px_relay_fail(x, "the client's connection cannot be upgraded");
         return -1;
