@@ -447,12 +447,7 @@ def test_read_timeout_504_then_next_request_fine(shared):
 def test_upstream_cuts_body(shared):
     with socket.create_connection(("127.0.0.1", shared.port), timeout=T) as s:
         s.sendall(b"GET /cut HTTP/1.1\r\nHost: x\r\n\r\n")
-        data = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            data += d
+        data = read_until_close(s)
     head, body = data.split(b"\r\n\r\n", 1)
     assert b"Content-Length: 1000" in head
     assert len(body) == 500          # cut, never completed with a fake end
