@@ -441,6 +441,14 @@ def test_config_mixed_address_and_redirect_on_tls(tmp_path, pki):
     (tmp_path / "tutti.yaml").write_text(text)
     got = config_error_line(run_tutti(["-t", "-c", "tutti.yaml"], tmp_path), [4])
     assert "this server has 'tls' itself" in got
+    (tmp_path / "tutti.yaml").write_text(
+        "servers:\n"
+        f"  - listen: 127.0.0.1:{port}\n"
+        "    redirect_http: soon\n"
+        "    routes: [{match: /, return: 200}]\n")
+    got = config_error_line(run_tutti(["-t", "-c", "tutti.yaml"], tmp_path), [3])
+    assert got.startswith("tutti: tutti.yaml:3:20: 'redirect_http: soon': expected true, false, "
+                          "or the HTTPS port such as 8443"), got
 
 
 def test_expired_certificate_is_a_warning(tutti, pki):
